@@ -1,0 +1,70 @@
+"""Task registry: built-in tasks by name, a user's own task by `module:Class` (or `module:function`).
+
+A task factory is called as `factory(num_envs=..., seed=..., split=..., difficulty=..., **options)` and returns a
+`TextEnv`. Built-in tasks register themselves with `@register("name")`; their modules are imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from distdqn.envs.base import TextEnv
+from distdqn.typed import suggest
+
+_REGISTRY: dict[str, Callable[..., TextEnv]] = {}
+
+# name -> module that registers it (imported on first use, so `import distdqn.envs` stays cheap)
+BUILTIN_TASKS = {
+    "grammar": "distdqn.envs.grammar",
+    "keyword": "distdqn.envs.keyword",
+    "arithmetic": "distdqn.envs.arithmetic",
+    "shortest_path": "distdqn.envs.shortest_path",
+    "sentiment": "distdqn.envs.sentiment",
+    "translation": "distdqn.envs.translation",
+    "wordle": "distdqn.envs.wordle",
+}
+
+DIFFICULTIES = ("easy", "medium", "hard")
+
+
+def register(name: str) -> Callable[[Callable[..., TextEnv]], Callable[..., TextEnv]]:
+    def deco(factory: Callable[..., TextEnv]) -> Callable[..., TextEnv]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def known_tasks() -> list[str]:
+    return sorted(set(BUILTIN_TASKS) | set(_REGISTRY))
+
+
+def resolve(task: str) -> Callable[..., TextEnv]:
+    """The factory for a task name or a `module:attr` path; a clear error lists the known names otherwise."""
+    if ":" in task:
+        module_name, _, attr = task.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise ValueError(f"cannot import module {module_name!r} for task {task!r}: {e}") from e
+        try:
+            return getattr(module, attr)
+        except AttributeError:
+            raise ValueError(f"module {module_name!r} has no attribute {attr!r} (task {task!r})") from None
+    if task not in _REGISTRY and task in BUILTIN_TASKS:
+        importlib.import_module(BUILTIN_TASKS[task])
+    if task not in _REGISTRY:
+        raise ValueError(f"unknown task {task!r}{suggest(task, known_tasks())}; known tasks: {', '.join(known_tasks())}, "
+                         "or 'module:Class' for your own")
+    return _REGISTRY[task]
+
+
+def make_env(task: str, num_envs: int = 1, seed: int = 0, split: str = "train", difficulty: str = "easy",
+             **options: Any) -> TextEnv:
+    """Build a batched task environment. `options` override the difficulty preset; a wrong one is named."""
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {list(DIFFICULTIES)}, got {difficulty!r}")
+    factory = resolve(task)
+    return factory(num_envs=num_envs, seed=seed, split=split, difficulty=difficulty, **options)

@@ -1,0 +1,65 @@
+"""The data vocabulary: field names and dtypes of one n-step transition, shared by actor, wire, replay and loss.
+
+One replay item is one n-step transition stored in a fixed-width token row (DESIGN.md section 3):
+
+  tokens[L]   the sequence up to step t+n; s_t is tokens[:len_s], s_{t+n} is tokens[:len_next]
+  len_s       length of s_t (>= 1)
+  len_next    length of s_{t+n} (> len_s)
+  action      a_t, the token chosen at s_t
+  return_n    G = sum_{k<m} gamma^k r_{t+k}, m = steps actually taken in the window (m <= n)
+  discount_n  gamma^m when s_{t+m} is not terminal (bootstrap), 0 when the episode terminated inside the window;
+              truncation still bootstraps
+  mask_next   optional, [ceil(V/8)] uint8: packed action mask of s_{t+n} (tasks with action masks only)
+
+Because the Q-network is causal, one forward pass over `tokens` gives Q(s_t, .) at position len_s-1 and
+Q(s_{t+n}, .) at position len_next-1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TOKENS = "tokens"
+LEN_S = "len_s"
+LEN_NEXT = "len_next"
+ACTION = "action"
+RETURN = "return_n"
+DISCOUNT = "discount_n"
+MASK_NEXT = "mask_next"
+
+# Sampling extras added by the replay to a sampled batch.
+WEIGHT = "weight"  # importance weight, normalised by the global maximum
+SHARD = "shard"
+SLOT = "slot"
+GENERATION = "generation"
+
+CORE_FIELDS = (TOKENS, LEN_S, LEN_NEXT, ACTION, RETURN, DISCOUNT)
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned integer dtype that holds every token id."""
+    if vocab_size <= 1 << 8:
+        return np.dtype(np.uint8)
+    if vocab_size <= 1 << 16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.int32)
+
+
+def transition_dtypes(vocab_size: int, max_len: int, with_mask: bool = False) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Field -> (dtype, per-item shape) of one stored transition."""
+    tok = token_dtype(vocab_size)
+    fields = {
+        TOKENS: (tok, (max_len,)),
+        LEN_S: (np.dtype(np.int16), ()),
+        LEN_NEXT: (np.dtype(np.int16), ()),
+        ACTION: (tok, ()),
+        RETURN: (np.dtype(np.float32), ()),
+        DISCOUNT: (np.dtype(np.float32), ()),
+    }
+    if with_mask:
+        fields[MASK_NEXT] = (np.dtype(np.uint8), ((vocab_size + 7) // 8,))
+    return fields
+
+
+def empty_batch(vocab_size: int, max_len: int, n: int = 0, with_mask: bool = False) -> dict[str, np.ndarray]:
+    return {k: np.zeros((n, *shape), dtype=dt) for k, (dt, shape) in transition_dtypes(vocab_size, max_len, with_mask).items()}
