@@ -1,0 +1,96 @@
+"""The TD loss: double DQN on n-step transitions, as pure functions of Q-values (plus the one-forward Q read-out).
+
+Legend (one stored transition, DESIGN.md section 3; `tm1` = time t-1 = the state the action was taken in,
+`t` = the bootstrap state n steps later):
+
+  q_tm1          [B, V]  Q_online(s, .)        read at position len_s - 1 of the token row
+  a_tm1          [B]     the action taken in s
+  r_t            [B]     return_n = sum_{k<m} gamma^k r_k      (m <= n steps actually taken)
+  discount_t     [B]     discount_n = gamma^m, or 0 when the episode terminated inside the window
+  q_t_online     [B, V]  Q_online(s', .)       read at position len_next - 1 (same forward as q_tm1)
+  q_t_target     [B, V]  Q_target(s', .)       one target forward over the same row
+  mask_t         [B, V]  legal actions in s' (pad is never legal)
+
+  double DQN:  a*_t = argmax_a mask(q_t_online)(a),   bootstrap = q_t_target[a*_t]
+  vanilla:     bootstrap = max_a mask(q_t_target)(a)
+  target     = r_t + discount_t * bootstrap          (no gradient)
+  td         = target - q_tm1[a_tm1]
+  loss       = mean_b( weight_b * rho(td_b) ),  rho = Huber(delta) or td^2 / 2
+
+Terminated windows have discount_t = 0, so nothing is bootstrapped (and a terminal s' whose every action is
+masked, giving -inf, is zeroed rather than multiplied). Truncated windows bootstrap with gamma^m.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from distdqn.networks import QNetwork, mask_q
+
+
+@dataclasses.dataclass
+class LossOutput:
+    loss: torch.Tensor  # scalar, differentiable
+    abs_td: torch.Tensor  # [B], detached: new priorities before the replay's exponent
+    metrics: dict[str, torch.Tensor]  # detached scalars (call .item() when logging, not per update on GPU)
+
+
+def double_dqn_loss(
+    q_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_t_online: torch.Tensor,
+    q_t_target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    mask_t: torch.Tensor | None = None,
+    double: bool = True,
+    loss: str = "huber",
+    huber_delta: float = 1.0,
+) -> LossOutput:
+    """Importance-weighted n-step (double) DQN loss; see the module docstring for the maths and shapes."""
+    if loss not in ("huber", "mse"):
+        raise ValueError(f"loss must be 'huber' or 'mse', got {loss!r}")
+    q_tm1 = q_tm1.float()
+    with torch.no_grad():
+        if double:
+            a_t = mask_q(q_t_online.float(), mask_t).argmax(dim=-1)  # [B]
+            bootstrap = q_t_target.float().gather(1, a_t[:, None]).squeeze(1)  # [B]
+        else:
+            bootstrap = mask_q(q_t_target.float(), mask_t).max(dim=-1).values  # [B]
+        bootstrap = torch.where(discount_t > 0, bootstrap, torch.zeros_like(bootstrap))
+        target = r_t.float() + discount_t.float() * bootstrap  # [B]
+    q_sa = q_tm1.gather(1, a_tm1.long()[:, None]).squeeze(1)  # [B]
+    td = target - q_sa  # [B]
+    if loss == "huber":
+        per_item = F.huber_loss(q_sa, target, reduction="none", delta=huber_delta)
+    else:
+        per_item = 0.5 * td.square()
+    if weight is not None:
+        per_item = per_item * weight.float()
+    abs_td = td.detach().abs()
+    metrics = {
+        "q_mean": q_sa.detach().mean(),
+        "target_mean": target.mean(),
+        "abs_td_mean": abs_td.mean(),
+        "terminal_fraction": (discount_t == 0).float().mean(),
+    }
+    return LossOutput(loss=per_item.mean(), abs_td=abs_td, metrics=metrics)
+
+
+def transition_q_values(
+    online: QNetwork, target: QNetwork, tokens: torch.Tensor, len_s: torch.Tensor, len_next: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(q_tm1, q_t_online, q_t_target), each [B, V], from ONE online and ONE target forward over the shared row.
+
+    tokens [B, L] long (the row may be cropped to max(len_next)); len_s, len_next [B] long.
+    """
+    pos_s = (len_s.long() - 1)[:, None]  # [B, 1]
+    pos_next = (len_next.long() - 1)[:, None]  # [B, 1]
+    q_online = online.q_at(tokens, torch.cat([pos_s, pos_next], dim=1))  # [B, 2, V]
+    with torch.no_grad():
+        q_t_target = target.q_at(tokens, pos_next)[:, 0]  # [B, V]
+    return q_online[:, 0], q_online[:, 1].detach(), q_t_target

@@ -1,0 +1,257 @@
+"""The Q-network: a causal model over token sequences with a per-position dueling head of width |vocab|.
+
+Two trunks sit behind one interface (DESIGN.md section 4):
+
+- `GRUTrunk` (default): cheap incremental steps for actors;
+- `TransformerTrunk`: small pre-LN causal Transformer with learned positions, for a faster learner on GPU.
+
+Learner side: `q_all(tokens, length) -> [B, L, V]` and `q_at(tokens, positions) -> [B, K, V]`, which runs the trunk
+once and applies the head only at the K positions a loss needs (one forward gives Q(s, .) and Q(s', .) of a stored
+transition, and the [B, L, V] tensor is never built).
+
+Actor side: `initial_state(batch)` and `advance(state, tokens, length, reset) -> (state, q [B, V])`. The state
+remembers how many tokens of each slot the trunk has consumed; `advance` brings every slot to its current length
+and returns Q at its last position. The common case (every slot grew by exactly one token) is one fused GRU-cell
+step for the whole batch; slots that were reset or grew by several tokens (tasks appending feedback) go through one
+sub-batch sequence forward over just their new tokens (a freshly reset slot starts from the zero state at 0).
+
+The Transformer's actor path recomputes the whole current prefix (the "window" is the full `max_len`, so it is
+exact): O(B * L^2 * d) per step, fine for L <= ~64; actors default to the GRU. A KV cache is a later optimisation.
+
+Token 0 (`<pad>`) is never an action: `mask_q` sets it to -inf together with the task's masked actions, and the
+actor, the evaluation and the loss's bootstrap all go through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distdqn.config import NetworkConfig
+
+PAD_ID = 0
+
+
+def mask_q(q: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Q with illegal actions at -inf (out of place): the pad token always, and `mask == False` entries ([B, V] bool)
+    when a mask is given. Use before every max/argmax over actions."""
+    q = q.clone()
+    q[..., PAD_ID] = -math.inf
+    if mask is not None:
+        q = q.masked_fill(~mask.bool(), -math.inf)
+    return q
+
+
+def unpack_mask(packed: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """[B, ceil(V/8)] uint8 packed with `np.packbits(mask, axis=-1, bitorder='little')` -> [B, V] bool."""
+    bits = torch.arange(8, device=packed.device, dtype=torch.uint8)
+    unpacked = (packed.unsqueeze(-1) >> bits) & 1  # [B, nbytes, 8]
+    return unpacked.reshape(*packed.shape[:-1], -1)[..., :vocab_size].bool()
+
+
+@dataclasses.dataclass
+class ActorState:
+    """Incremental state of B slots: `consumed[b]` tokens of slot b are folded into `hidden` (GRU: [layers, B, H];
+    None for the Transformer, which recomputes)."""
+
+    consumed: np.ndarray
+    hidden: torch.Tensor | None
+
+
+class DuelingHead(nn.Module):
+    """Per-position Q = V + A - mean(A) (or a plain linear head when dueling is off)."""
+
+    def __init__(self, hidden_dim: int, vocab_size: int, dueling: bool):
+        super().__init__()
+        self.dueling = dueling
+        self.advantage = nn.Linear(hidden_dim, vocab_size)
+        self.value = nn.Linear(hidden_dim, 1) if dueling else None
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        adv = self.advantage(features)
+        if self.value is None:
+            return adv
+        return self.value(features) + adv - adv.mean(dim=-1, keepdim=True)
+
+
+class GRUTrunk(nn.Module):
+    """Embedding + stacked single-layer GRUs (kept separate so every layer's state at any position is available)."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, num_layers: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        dims = [embed_dim] + [hidden_dim] * num_layers
+        self.layers = nn.ModuleList(nn.GRU(dims[i], hidden_dim, batch_first=True) for i in range(num_layers))
+        self.hidden_dim = hidden_dim
+
+    def forward(self, tokens: torch.Tensor, h0: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """tokens [B, T] -> per-layer outputs [layers][B, T, H] (the last one is the feature sequence)."""
+        x = self.embed(tokens)
+        outs = []
+        for i, gru in enumerate(self.layers):
+            x, _ = gru(x, None if h0 is None else h0[i : i + 1].contiguous())
+            outs.append(x)
+        return outs
+
+    def step(self, token: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """One token per slot: token [B], hidden [layers, B, H] -> new hidden [layers, B, H]."""
+        x = self.embed(token)
+        new = []
+        for i, gru in enumerate(self.layers):
+            x = torch.gru_cell(x, hidden[i], gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+            new.append(x)
+        return torch.stack(new)
+
+
+class TransformerTrunk(nn.Module):
+    """Pre-LN causal Transformer with learned positions (`scaled_dot_product_attention(is_causal=True)`)."""
+
+    def __init__(self, vocab_size: int, max_len: int, dim: int, num_layers: int, num_heads: int):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"hidden_dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.embed = nn.Embedding(vocab_size, dim)
+        self.pos = nn.Embedding(max_len, dim)
+        self.blocks = nn.ModuleList(_Block(dim, num_heads) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(dim)
+        self.max_len = max_len
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [B, T] -> features [B, T, H]."""
+        t = tokens.shape[1]
+        if t > self.max_len:
+            raise ValueError(f"sequence length {t} exceeds the network's max_len {self.max_len}")
+        x = self.embed(tokens) + self.pos.weight[:t]
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, heads, T, dh]
+        x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
+        return x + self.mlp(self.ln2(x))
+
+
+class QNetwork(nn.Module):
+    """Causal Q-network: a trunk (GRU or Transformer) and a per-position dueling head. See the module docstring."""
+
+    def __init__(self, trunk: GRUTrunk | TransformerTrunk, hidden_dim: int, vocab_size: int, dueling: bool):
+        super().__init__()
+        self.trunk = trunk
+        self.head = DuelingHead(hidden_dim, vocab_size, dueling)
+        self.vocab_size = vocab_size
+        self.recurrent = isinstance(trunk, GRUTrunk)
+
+    # ---- learner side ---------------------------------------------------------------------------------------
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [B, L] -> [B, L, H]. Causal: position i sees tokens[:, :i+1] only, so padding is harmless."""
+        return self.trunk(tokens)[-1] if self.recurrent else self.trunk(tokens)
+
+    def q_all(self, tokens: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
+        """Q at every position: [B, L, V]. Positions >= length hold values of padded prefixes (ignore them)."""
+        return self.head(self.features(tokens))
+
+    def q_at(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Q at chosen positions: tokens [B, L], positions [B, K] long -> [B, K, V]; one trunk pass."""
+        feats = self.features(tokens)  # [B, L, H]
+        idx = positions.unsqueeze(-1).expand(-1, -1, feats.shape[-1])
+        return self.head(feats.gather(1, idx))
+
+    # ---- actor side -----------------------------------------------------------------------------------------
+    def initial_state(self, batch: int) -> ActorState:
+        hidden = None
+        if self.recurrent:
+            hidden = torch.zeros(len(self.trunk.layers), batch, self.trunk.hidden_dim)
+        return ActorState(consumed=np.zeros(batch, dtype=np.int64), hidden=hidden)
+
+    def advance(
+        self, state: ActorState, tokens: np.ndarray, length: np.ndarray, reset: np.ndarray | None = None
+    ) -> tuple[ActorState, torch.Tensor]:
+        """Bring every slot from `state.consumed` tokens to `length` and return Q at position length-1: [B, V].
+
+        tokens [B, L] and length [B] are numpy (the env's arrays); `reset` [B] bool marks slots holding a new
+        episode (their consumed count restarts at 0). A slot that is not reset must have grown (length > consumed).
+        The state is updated in place and returned. CPU only (the actor's path).
+        """
+        length = np.asarray(length)
+        consumed = state.consumed
+        if reset is not None and reset.any():
+            consumed[reset] = 0
+            if state.hidden is not None:
+                state.hidden[:, torch.from_numpy(np.flatnonzero(reset))] = 0.0
+        delta = length - consumed
+        if (delta < 1).any():
+            bad = np.flatnonzero(delta < 1)[:5].tolist()
+            raise ValueError(f"slots {bad} did not grow since the last advance and were not marked reset")
+        if not self.recurrent:
+            q = self._recompute_last(tokens, length)
+        else:
+            q = self._advance_gru(state, tokens, length, delta)
+        consumed[:] = length
+        return state, q
+
+    def _recompute_last(self, tokens: np.ndarray, length: np.ndarray) -> torch.Tensor:
+        t = int(length.max())
+        tok = torch.from_numpy(np.ascontiguousarray(tokens[:, :t])).long()
+        pos = torch.from_numpy(length.astype(np.int64) - 1).unsqueeze(1)
+        return self.q_at(tok, pos)[:, 0]
+
+    def _advance_gru(self, state: ActorState, tokens: np.ndarray, length: np.ndarray, delta: np.ndarray):
+        hidden = state.hidden
+        rows = np.arange(len(length))
+        if (delta == 1).all():  # the common case: one fused cell step for the whole batch
+            last = torch.from_numpy(tokens[rows, length - 1].astype(np.int64))
+            hidden = self.trunk.step(last, hidden)
+        else:
+            one = np.flatnonzero(delta == 1)
+            if one.size:
+                i = torch.from_numpy(one)
+                last = torch.from_numpy(tokens[one, length[one] - 1].astype(np.int64))
+                hidden[:, i] = self.trunk.step(last, hidden[:, i])
+            many = np.flatnonzero(delta > 1)
+            hidden[:, torch.from_numpy(many)] = self._run_new_tokens(
+                hidden[:, torch.from_numpy(many)], tokens, state.consumed[many], length[many], many
+            )
+        state.hidden = hidden
+        return self.head(hidden[-1])
+
+    def _run_new_tokens(self, h0, tokens, start, end, rows) -> torch.Tensor:
+        """Sub-batch forward over tokens[rows, start:end] from h0 [layers, k, H]; returns the hidden at end-1."""
+        span = end - start
+        t = int(span.max())
+        cols = np.minimum(start[:, None] + np.arange(t), tokens.shape[1] - 1)  # tail past `end` is ignored below
+        chunk = torch.from_numpy(tokens[rows[:, None], cols].astype(np.int64))
+        outs = self.trunk(chunk, h0)
+        last = torch.from_numpy(span - 1)
+        k = torch.arange(len(rows))
+        return torch.stack([out[k, last] for out in outs])
+
+
+def build_network(network_config: NetworkConfig, vocab_size: int, max_len: int) -> QNetwork:
+    """The Q-network described by `network_config` for a task's vocabulary size and maximum sequence length."""
+    c = network_config
+    if c.trunk == "gru":
+        trunk = GRUTrunk(vocab_size, c.embed_dim, c.hidden_dim, c.num_layers)
+    elif c.trunk == "transformer":
+        trunk = TransformerTrunk(vocab_size, max_len, c.hidden_dim, c.num_layers, c.num_heads)
+    else:
+        raise ValueError(f"network.trunk must be 'gru' or 'transformer', got {c.trunk!r}")
+    return QNetwork(trunk, c.hidden_dim, vocab_size, c.dueling)

@@ -1,0 +1,108 @@
+"""Q-network: incremental actor path == learner forward, dueling head, action masks."""
+
+import numpy as np
+import pytest
+import torch
+
+from distdqn.config import NetworkConfig
+from distdqn.envs import make_env
+from distdqn.networks import PAD_ID, build_network, mask_q, unpack_mask
+
+torch.set_num_threads(1)
+TRUNKS = [
+    NetworkConfig(trunk="gru", embed_dim=16, hidden_dim=24, num_layers=2),
+    NetworkConfig(trunk="transformer", hidden_dim=24, num_layers=2, num_heads=4),
+]
+
+
+def _net(cfg, vocab=10, max_len=12, seed=0):
+    torch.manual_seed(seed)
+    return build_network(cfg, vocab, max_len).eval()
+
+
+@pytest.mark.parametrize("cfg", TRUNKS, ids=lambda c: c.trunk)
+@pytest.mark.parametrize("task", ["tests.fakes:CopyEnv", "tests.fakes:FeedbackEnv"])
+def test_advance_matches_q_all_through_resets_and_multi_token_steps(cfg, task):
+    env = make_env(task, num_envs=5, seed=1)
+    net = _net(cfg, env.vocab_size, env.max_len)
+    rng = np.random.default_rng(0)
+    obs = env.reset()
+    reset = np.ones(5, dtype=bool)
+    with torch.no_grad():
+        state = net.initial_state(5)
+        for _ in range(12):  # several episodes per slot, mixed single- and multi-token advances
+            state, q = net.advance(state, obs.tokens, obs.length, reset)
+            full = net.q_all(torch.from_numpy(obs.tokens).long(), torch.from_numpy(obs.length))
+            want = full[torch.arange(5), torch.from_numpy(obs.length).long() - 1]
+            torch.testing.assert_close(q, want, atol=1e-5, rtol=1e-5)
+            obs, _, _, _, info = env.step(env.random_actions(rng))
+            reset = np.zeros(5, dtype=bool)
+            reset[info.done_idx] = True
+
+
+def test_gru_mixed_batch_of_one_and_many_token_advances():
+    cfg = TRUNKS[0]
+    net = _net(cfg, vocab=10, max_len=12)
+    tokens = np.random.default_rng(0).integers(1, 10, size=(4, 12)).astype(np.int32)
+    with torch.no_grad():
+        state = net.initial_state(4)
+        state, _ = net.advance(state, tokens, np.array([2, 3, 1, 4]), np.ones(4, bool))
+        state, q = net.advance(state, tokens, np.array([3, 7, 2, 12]))  # +1, +4, +1, +8
+        full = net.q_all(torch.from_numpy(tokens).long())
+        torch.testing.assert_close(q, full[torch.arange(4), torch.tensor([2, 6, 1, 11])], atol=1e-5, rtol=1e-5)
+
+
+def test_advance_rejects_slot_that_did_not_grow():
+    net = _net(TRUNKS[0])
+    tokens = np.ones((2, 12), dtype=np.int32)
+    with torch.no_grad():
+        state, _ = net.advance(net.initial_state(2), tokens, np.array([2, 2]), np.ones(2, bool))
+        with pytest.raises(ValueError, match="did not grow"):
+            net.advance(state, tokens, np.array([3, 2]))
+
+
+@pytest.mark.parametrize("cfg", TRUNKS, ids=lambda c: c.trunk)
+def test_q_at_equals_q_all_gathered(cfg):
+    net = _net(cfg)
+    tokens = torch.randint(1, 10, (3, 12))
+    pos = torch.tensor([[0, 5], [3, 11], [2, 2]])
+    with torch.no_grad():
+        full = net.q_all(tokens)
+        torch.testing.assert_close(net.q_at(tokens, pos), full[torch.arange(3)[:, None], pos])
+
+
+@pytest.mark.parametrize("cfg", TRUNKS, ids=lambda c: c.trunk)
+def test_causal_future_tokens_do_not_change_earlier_q(cfg):
+    net = _net(cfg)
+    a = torch.randint(1, 10, (2, 12))
+    b = a.clone()
+    b[:, 6:] = torch.randint(1, 10, (2, 6))
+    with torch.no_grad():
+        torch.testing.assert_close(net.q_all(a)[:, :6], net.q_all(b)[:, :6])
+
+
+def test_dueling_advantage_is_mean_zero():
+    net = _net(TRUNKS[0])
+    with torch.no_grad():
+        feats = net.features(torch.randint(1, 10, (3, 12)))
+        adv = net.head.advantage(feats)
+        q = net.head(feats)
+        centred = q - net.head.value(feats)
+        torch.testing.assert_close(centred, adv - adv.mean(-1, keepdim=True))
+        torch.testing.assert_close(centred.mean(-1), torch.zeros(3, 12), atol=1e-6, rtol=0)
+
+
+def test_mask_q_sets_pad_and_masked_actions_to_minus_inf():
+    q = torch.tensor([[5.0, 1.0, 2.0, 3.0], [9.0, 4.0, 0.0, 1.0]])
+    mask = torch.tensor([[True, True, True, False], [True, False, True, True]])
+    m = mask_q(q, mask)
+    assert torch.isinf(m[:, PAD_ID]).all() and m[0, 3] == -np.inf and m[1, 1] == -np.inf
+    assert m.argmax(-1).tolist() == [2, 3]
+    assert mask_q(q).argmax(-1).tolist() == [3, 1]
+    assert q[0, 0] == 5.0  # out of place
+
+
+def test_unpack_mask_matches_numpy_packbits():
+    mask = np.random.default_rng(0).random((4, 13)) < 0.5
+    packed = np.packbits(mask, axis=-1, bitorder="little")
+    assert unpack_mask(torch.from_numpy(packed), 13).numpy().tolist() == mask.tolist()
