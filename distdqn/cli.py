@@ -1,0 +1,169 @@
+"""The `distdqn` command line: train (distributed on Ray by default, `--local` in one process), eval, generate,
+show-config and tasks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from distdqn.config import Config, ConfigError, dump_yaml, load_config
+
+# CLI flag -> dotted config key (the flags are shortcuts for dotted overrides)
+FLAG_KEYS = {
+    "actors": "actor.num_actors",
+    "envs_per_actor": "env.envs_per_actor",
+    "shards": "replay.num_shards",
+    "task": "env.task",
+    "difficulty": "env.difficulty",
+    "seed": "run.seed",
+    "name": "run.name",
+    "run_dir": "run.run_dir",
+    "max_env_steps": "run.max_env_steps",
+    "max_updates": "run.max_updates",
+    "max_seconds": "run.max_seconds",
+    "target_success": "run.target_success",
+    "address": "cluster.address",
+    "num_cpus": "cluster.num_cpus",
+}
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="YAML experiment config (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. learner.lr=3e-4")
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", help="task name or module:Class (env.task)")
+    p.add_argument("--difficulty", choices=["easy", "medium", "hard"], help="task preset (env.difficulty)")
+    p.add_argument("--seed", type=int, help="master seed (run.seed)")
+    p.add_argument("--name", help="run name; run dir defaults to runs/<name> (run.name)")
+    p.add_argument("--run-dir", help="run directory (run.run_dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="distdqn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a Q-network (embedded local Ray by default)")
+    _add_config_args(t)
+    _add_run_args(t)
+    t.add_argument("--local", action="store_true", help="run everything in this process (no Ray): debugging mode")
+    t.add_argument("--address", help="join an existing Ray cluster ('auto' or host:port) instead of a local one")
+    t.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray instance (cluster.num_cpus)")
+    t.add_argument("--actors", type=int, help="number of actors (actor.num_actors)")
+    t.add_argument("--envs-per-actor", type=int, help="environments per actor (env.envs_per_actor)")
+    t.add_argument("--shards", type=int, help="replay shards (replay.num_shards)")
+    t.add_argument("--max-env-steps", type=int, help="budget in env steps (run.max_env_steps)")
+    t.add_argument("--max-updates", type=int, help="budget in learner updates (run.max_updates)")
+    t.add_argument("--max-seconds", type=float, help="budget in wall-clock seconds (run.max_seconds)")
+    t.add_argument("--target-success", type=float, help="stop when held-out success reaches this")
+    t.add_argument("--resume", metavar="DIR", help="continue a run from its run directory or a checkpoint path")
+    t.add_argument("--json", metavar="PATH", help="write the run summary as JSON")
+    t.add_argument("--quiet", action="store_true", help="no live progress line")
+    t.add_argument("--examples", type=int, default=5, help="held-out generations printed at the end")
+
+    for name, helptext in (("eval", "greedy evaluation on held-out prompts"),
+                           ("generate", "print greedy generations for held-out prompts")):
+        e = sub.add_parser(name, help=helptext)
+        e.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory or a checkpoint directory")
+        e.add_argument("--episodes", type=int, default=500 if name == "eval" else 10)
+        e.add_argument("--split", choices=["train", "test"], default="test")
+        e.add_argument("--seed", type=int, default=0)
+        e.add_argument("--json", metavar="PATH", help="write the evaluation summary as JSON")
+
+    s = sub.add_parser("show-config", help="print the resolved config (defaults <- YAML <- overrides)")
+    _add_config_args(s)
+
+    sub.add_parser("tasks", help="list the built-in tasks")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    overrides = list(getattr(args, "overrides", []) or [])
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return load_config(args.config, overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from distdqn.run import prepare_run_dir, write_json
+    from distdqn.trainer import train
+
+    if args.resume:
+        from distdqn.checkpoint import resume_config
+
+        config = resume_config(Path(args.resume), args)
+    else:
+        config = resolve_config(args)
+    directory = prepare_run_dir(config)
+    summary = train(config, directory, local=args.local, resume=Path(args.resume) if args.resume else None,
+                    quiet=args.quiet, examples=args.examples)
+    if args.json:
+        write_json(args.json, summary)
+    print(_summary_line(summary))
+    return 0 if summary.get("stop_reason") != "failed" else 1
+
+
+def _summary_line(s: dict) -> str:
+    ttt = f"{s['time_to_target_s']:.1f}s" if s.get("time_to_target_s") is not None else "not reached"
+    final = f"{s['final_success']:.3f}" if s.get("final_success") is not None else "n/a"
+    return (f"done: {s.get('stop_reason')}; env_steps={s['env_steps']} updates={s['updates']} "
+            f"wall={s['wall_s']:.1f}s time_to_target={ttt} held-out success={final} run_dir={s['run_dir']}")
+
+
+def cmd_eval(args: argparse.Namespace, print_all: bool) -> int:
+    from distdqn.checkpoint import load_for_inference
+    from distdqn.evaluation import evaluate
+    from distdqn.run import write_json
+
+    config, weights, where = load_for_inference(Path(args.run))
+    result = evaluate(config.network, weights, config.env, episodes=args.episodes, seed=args.seed, split=args.split,
+                      examples=args.episodes if print_all else 5)
+    for prompt, text, ok in result.examples:
+        print(f"{'+' if ok >= 1 else '-'} [{ok:.2f}] {prompt} -> {text}")
+    summary = {"checkpoint": str(where), "split": args.split, "episodes": result.episodes,
+               "final_success": result.success, "mean_return": result.mean_return, "mean_length": result.mean_length}
+    print(f"{args.split} success={result.success:.4f} return={result.mean_return:.3f} over {result.episodes} episodes")
+    if args.json:
+        write_json(args.json, summary)
+    return 0
+
+
+def cmd_tasks() -> int:
+    from distdqn.envs.registry import BUILTIN_TASKS, make_env
+
+    for name in BUILTIN_TASKS:
+        try:
+            env = make_env(name, num_envs=1)
+            print(f"{name:14s} vocab={env.vocab_size:<5d} max_len={env.max_len:<4d} {type(env).__doc__.splitlines()[0]}")
+        except Exception as e:  # a listing should show every task, broken ones included
+            print(f"{name:14s} unavailable: {e}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command in ("eval", "generate"):
+            return cmd_eval(args, print_all=args.command == "generate")
+        if args.command == "show-config":
+            print(dump_yaml(resolve_config(args)), end="")
+            return 0
+        if args.command == "tasks":
+            return cmd_tasks()
+    except ConfigError as e:
+        print(f"distdqn: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as e:
+        print(f"distdqn: error: {e}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""The Ray shell around one core `Actor`: collect, encode to msgpack, push to a replay shard with bounded pushes in
+flight, pull newer weights from the parameter store, and keep to the samples-per-insert band."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, ObjectLostError, OwnerDiedError, RayActorError
+
+from distdqn import wire
+from distdqn.actor import Actor
+from distdqn.config import ActorConfig, EnvConfig, NetworkConfig, ReplayConfig
+from distdqn.replay.rate_limiter import RateLimiter
+
+# Failures of a remote peer (dead or restarting actor, lost object, timeout), as opposed to bugs in our code.
+REMOTE_FAILURES = (RayActorError, GetTimeoutError, OwnerDiedError, ObjectLostError)
+
+
+class ActorWorker:
+    """Hosts one Actor. `run()` loops until `stop()`; `stats()` returns counters and timings since the last call.
+
+    `incarnation` distinguishes restarts of the same actor index: shards de-duplicate by (actor, incarnation, seq)
+    and count sequence gaps per incarnation.
+    """
+
+    def __init__(self, env_config: EnvConfig, network_config: NetworkConfig, actor_config: ActorConfig,
+                 replay_config: ReplayConfig, actor_index: int, num_actors: int, seed: int, incarnation: int,
+                 shards: list, param_store, call_timeout_s: float = 60.0):
+        self.actor = Actor(env_config, network_config, actor_config, actor_index=actor_index, num_actors=num_actors,
+                           seed=seed)
+        self.config = actor_config
+        self.index = actor_index
+        self.num_actors = num_actors
+        self.incarnation = incarnation
+        self.shards = list(shards)
+        self.alive = [True] * len(self.shards)
+        self.param_store = param_store
+        self.call_timeout_s = call_timeout_s
+        self.limiter = RateLimiter(replay_config.min_size_to_sample, replay_config.samples_per_insert,
+                                   replay_config.samples_per_insert_tolerance)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight: deque = deque()
+        self.seq = 0
+        self._learner_counters: dict[str, Any] = {}
+        self._steps_since_pull = 0
+        self._totals = {"env_steps": 0, "transitions": 0, "pushes": 0, "push_failures": 0, "episodes": 0}
+        self._window = self._empty_window()
+
+    @staticmethod
+    def _empty_window() -> dict[str, float]:
+        return {"episodes": 0, "success_sum": 0.0, "return_sum": 0.0, "length_sum": 0.0, "t_collect": 0.0,
+                "t_encode": 0.0, "t_push": 0.0, "t_wait": 0.0, "t_pull": 0.0, "t_throttle": 0.0, "t_total": 0.0}
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+    def run(self, max_env_steps: int = 0) -> dict[str, Any]:
+        """Collect and push until stopped (or until this actor alone has taken `max_env_steps`)."""
+        self._pull_weights(block=True)
+        while not self._stop.is_set():
+            if max_env_steps and self._totals["env_steps"] >= max_env_steps:
+                break
+            t0 = time.perf_counter()
+            self._throttle()
+            t1 = time.perf_counter()
+            out = self.actor.collect(self.config.push_interval_steps)
+            t2 = time.perf_counter()
+            n = len(out.priorities)
+            data = wire.encode_transitions(out.transitions, out.priorities, actor=self.index,
+                                           incarnation=self.incarnation, seq=self.seq) if n else None
+            t3 = time.perf_counter()
+            if data is not None:
+                self._push(data)
+                self.seq += 1
+            t4 = time.perf_counter()
+            self._drain(self.config.max_pushes_in_flight - 1)
+            t5 = time.perf_counter()
+            self._steps_since_pull += self.config.push_interval_steps
+            if self._steps_since_pull >= self.config.param_pull_interval_steps:
+                self._pull_weights()
+                self._steps_since_pull = 0
+            t6 = time.perf_counter()
+            with self._lock:
+                w, tot = self._window, self._totals
+                tot["env_steps"] += out.env_steps
+                tot["transitions"] += n
+                tot["episodes"] += out.episodes.count
+                w["episodes"] += out.episodes.count
+                w["success_sum"] += out.episodes.mean_success * out.episodes.count
+                w["return_sum"] += out.episodes.mean_return * out.episodes.count
+                w["length_sum"] += out.episodes.mean_length * out.episodes.count
+                w["t_throttle"] += t1 - t0
+                w["t_collect"] += t2 - t1
+                w["t_encode"] += t3 - t2
+                w["t_push"] += t4 - t3
+                w["t_wait"] += t5 - t4
+                w["t_pull"] += t6 - t5
+                w["t_total"] += t6 - t0
+        self._drain(0)
+        return self.stats()
+
+    def _push(self, data: bytes) -> None:
+        shard = self._route()
+        if shard is None:
+            self._totals["push_failures"] += 1
+            return
+        self._in_flight.append((shard, self.shards[shard].add.remote(data)))
+        self._totals["pushes"] += 1
+
+    def _route(self) -> int | None:
+        """This actor's shard (index mod K), or the next live one when that shard is down."""
+        k = len(self.shards)
+        for offset in range(k):
+            shard = (self.index + offset) % k
+            if self.alive[shard]:
+                return shard
+        return None
+
+    def _drain(self, keep: int) -> None:
+        """Back-pressure: wait until at most `keep` pushes are unacknowledged."""
+        while len(self._in_flight) > keep:
+            shard, ref = self._in_flight.popleft()
+            try:
+                ray.get(ref, timeout=self.call_timeout_s)
+            except REMOTE_FAILURES:
+                self.alive[shard] = False
+                self._totals["push_failures"] += 1
+
+    def _pull_weights(self, block: bool = False) -> None:
+        """Fetch weights only when the published version moved (one small call otherwise)."""
+        try:
+            version, ref, counters = ray.get(self.param_store.latest.remote(self.actor.weights_version),
+                                             timeout=self.call_timeout_s)
+        except REMOTE_FAILURES:
+            return
+        self._learner_counters = counters
+        if ref is not None:
+            try:
+                weights = ray.get(ref[0], timeout=self.call_timeout_s)
+            except REMOTE_FAILURES:
+                return  # the learner is restarting; keep acting with the weights we have
+            self.actor.load_weights(version, weights)
+
+    def _throttle(self) -> None:
+        """Wait while this actor's share of inserts runs ahead of the learner's samples (the limiter's lower band).
+
+        The global insert count is estimated as this actor's count times the number of actors; the sample count is
+        the learner's, as last reported through the parameter store (at most one pull interval old).
+        """
+        if self.limiter.samples_per_insert <= 0:
+            return
+        while not self._stop.is_set():
+            self.limiter.load_counts(inserted=self._totals["transitions"] * self.num_actors,
+                                     sampled=int(self._learner_counters.get("sampled", 0)))
+            if self.limiter.can_insert(self.actor.num_envs * self.config.push_interval_steps * self.num_actors):
+                return
+            time.sleep(0.005)
+            self._pull_weights()
+
+    # ---- control ----------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            window, self._window = self._window, self._empty_window()
+            totals = dict(self._totals)
+        return {"actor": self.index, "incarnation": self.incarnation, "epsilon": self.actor.epsilon,
+                "version": self.actor.weights_version, "seq": self.seq, **totals, "window": window,
+                "shards_alive": sum(self.alive)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.actor.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state)
+
+    def ping(self) -> bool:
+        return True

@@ -1,0 +1,261 @@
+"""The distributed driver: wires the Ape-X topology on Ray in one function and supervises it (health, restarts,
+budgets, held-out evaluation, metrics, checkpoints, clean shutdown)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+
+from distdqn.config import Config
+from distdqn.distributed.actor_worker import REMOTE_FAILURES, ActorWorker
+from distdqn.distributed.launcher import cluster_has_gpu, init_ray
+from distdqn.distributed.learner_worker import LearnerWorker
+from distdqn.distributed.param_store import ParameterStore
+from distdqn.distributed.replay_worker import ReplayShardWorker
+from distdqn.evaluation import evaluate
+from distdqn.local import env_shape
+from distdqn.run import Counters, RunTracker
+
+
+@dataclasses.dataclass
+class Topology:
+    """Handles to every worker of a run."""
+
+    param_store: Any
+    shards: list
+    learner: Any
+    actors: list
+    incarnations: list[int]
+
+
+def actor_seed(config: Config, index: int, incarnation: int) -> int:
+    return config.run.seed * 1000 + index + 100_000 * incarnation
+
+
+def make_actor(config: Config, topo_shards: list, param_store, index: int, incarnation: int):
+    c = config
+    return ray.remote(ActorWorker).options(num_cpus=c.cluster.actor_num_cpus, max_concurrency=2,
+                                           name=None).remote(
+        c.env, c.network, c.actor, c.replay, index, c.actor.num_actors, actor_seed(c, index, incarnation),
+        incarnation, topo_shards, param_store, c.cluster.call_timeout_s)
+
+
+def connect_components(config: Config, vocab_size: int, max_len: int, with_mask: bool) -> Topology:
+    """The whole component graph in one place: parameter store, K replay shards, the learner, N actors.
+
+    Resources are requested here and nowhere else: actors `cluster.actor_num_cpus` each, shards
+    `cluster.shard_num_cpus`, the learner one GPU when the cluster has one (or when asked), else CPUs.
+    """
+    c = config
+    param_store = ray.remote(ParameterStore).options(num_cpus=0).remote()
+    per_shard = c.replay.capacity // c.replay.num_shards
+    shard_replay = dataclasses.replace(c.replay, capacity=per_shard)
+    shards = [ray.remote(ReplayShardWorker).options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1).remote(
+        k, vocab_size, max_len, with_mask, shard_replay, c.run.seed * 7919 + k) for k in range(c.replay.num_shards)]
+    gpus = c.cluster.learner_num_gpus
+    num_gpus = 1 if gpus == "1" or (gpus == "auto" and cluster_has_gpu()) else 0
+    learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
+    learner = ray.remote(LearnerWorker).options(num_cpus=c.cluster.learner_num_cpus, num_gpus=num_gpus,
+                                                max_concurrency=2).remote(
+        c.network, learner_cfg, c.replay, vocab_size, max_len, c.run.seed, shards, param_store,
+        c.cluster.call_timeout_s)
+    actors = [make_actor(c, shards, param_store, i, 0) for i in range(c.actor.num_actors)]
+    return Topology(param_store, shards, learner, actors, [0] * c.actor.num_actors)
+
+
+class DistributedRunner:
+    """Starts (or joins) Ray, builds the topology, and supervises training from the driver process."""
+
+    def __init__(self, config: Config, directory: Path, counters: Counters | None = None, quiet: bool = False):
+        self.config = config
+        self.directory = directory
+        self.started_ray = init_ray(config.cluster)
+        self.vocab_size, self.max_len, self.with_mask = env_shape(config)
+        self.topo = connect_components(config, self.vocab_size, self.max_len, self.with_mask)
+        self.tracker = RunTracker(config, directory, counters, quiet=quiet)
+        self._base = dataclasses.replace(self.tracker.counters)  # counters at session start (resume)
+        self._actor_totals: dict[int, dict[str, int]] = {}
+        self._run_refs: dict[int, Any] = {}
+        self._learner_ref = None
+        self._learner_stats: dict[str, Any] = {}
+        self._window_episodes: list[tuple[float, float, float]] = []
+        self.restarts = 0
+        self.timing = {"t_collect": 0.0, "t_encode": 0.0, "t_push": 0.0, "t_wait": 0.0, "t_pull": 0.0,
+                       "t_throttle": 0.0, "t_total": 0.0}
+
+    # ---- lifecycle --------------------------------------------------------------------------------------------
+    def train(self) -> dict[str, Any]:
+        topo = self.topo
+        ray.get([a.ping.remote() for a in topo.actors] + [topo.learner.ping.remote()] +
+                [s.ping.remote() for s in topo.shards], timeout=max(self.config.cluster.call_timeout_s, 120))
+        self._learner_ref = topo.learner.run.remote()
+        for i, a in enumerate(topo.actors):
+            self._run_refs[i] = a.run.remote()
+        reason = None
+        try:
+            while (reason := self.tracker.stop_reason()) is None:
+                reason = self._supervise(self.config.run.log_interval_s)
+                if reason:
+                    break
+                self._poll()
+                if self.tracker.eval_due():
+                    self.evaluate()
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        self._stop_workers()
+        self._poll()
+        if self.tracker.counters.last_success is None or reason != "target reached":
+            self.evaluate()
+        return self.tracker.summary(reason)
+
+    def _supervise(self, timeout_s: float) -> str | None:
+        """Wait up to `timeout_s` for a worker's run loop to end; restart dead actors, fail on a dead learner."""
+        refs = list(self._run_refs.values()) + [self._learner_ref]
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout_s)
+        for ref in ready:
+            if ref is self._learner_ref:
+                try:
+                    ray.get(ref)
+                    return "failed: the learner stopped"
+                except REMOTE_FAILURES as e:
+                    return f"failed: the learner died ({type(e).__name__})"
+            index = next(i for i, r in self._run_refs.items() if r is ref)
+            try:
+                ray.get(ref)
+                problem = "its loop ended"
+            except REMOTE_FAILURES as e:
+                problem = type(e).__name__
+            self.restart_actor(index, problem)
+        return None
+
+    def restart_actor(self, index: int, problem: str) -> None:
+        """Replace actor `index` with a new incarnation (new seed stream, same epsilon, fresh sequence numbers)."""
+        topo = self.topo
+        old = topo.actors[index]
+        try:
+            ray.kill(old, no_restart=True)
+        except REMOTE_FAILURES:
+            pass
+        topo.incarnations[index] += 1
+        self.restarts += 1
+        self.tracker.message(f"[supervisor] actor {index} failed ({problem}); starting incarnation "
+                             f"{topo.incarnations[index]}")
+        topo.actors[index] = make_actor(self.config, topo.shards, topo.param_store, index, topo.incarnations[index])
+        self._run_refs[index] = topo.actors[index].run.remote()
+
+    def _poll(self) -> None:
+        """Gather stats from every worker (with a timeout) and fold them into the counters and the progress line."""
+        topo, c = self.topo, self.tracker.counters
+        actor_refs = {i: a.stats.remote() for i, a in enumerate(topo.actors)}
+        learner_ref = topo.learner.stats.remote()
+        timeout = self.config.cluster.call_timeout_s
+        for i, ref in actor_refs.items():
+            try:
+                s = ray.get(ref, timeout=timeout)
+            except REMOTE_FAILURES:
+                continue
+            key = (i, s["incarnation"])
+            self._actor_totals[key] = {"env_steps": s["env_steps"], "transitions": s["transitions"],
+                                       "episodes": s["episodes"], "epsilon": s["epsilon"], "version": s["version"]}
+            w = s["window"]
+            if w["episodes"]:
+                self._window_episodes.append((w["success_sum"], w["episodes"], s["epsilon"]))
+            for k in self.timing:
+                self.timing[k] += w[k]
+        self._window_episodes = self._window_episodes[-200:]
+        try:
+            self._learner_stats = ray.get(learner_ref, timeout=timeout)
+        except REMOTE_FAILURES:
+            pass
+        totals = self._actor_totals.values()
+        c.env_steps = self._base.env_steps + sum(t["env_steps"] for t in totals)
+        c.inserted = self._base.inserted + sum(t["transitions"] for t in totals)
+        c.episodes = self._base.episodes + sum(t["episodes"] for t in totals)
+        ls = self._learner_stats
+        if ls:
+            c.updates = ls["updates"]
+            c.sampled = ls["sampled"]  # the learner's counters are restored on resume
+            c.version = ls["version"]
+        if self.tracker.log_due():
+            self.tracker.log(self._extras())
+
+    def _extras(self) -> dict[str, Any]:
+        eps_success: dict[str, list[float]] = {}
+        for succ, n, eps in self._window_episodes:
+            eps_success.setdefault(f"{eps:.3g}", []).extend([succ, n])
+        count = sum(n for _, n, _ in self._window_episodes)
+        extras: dict[str, Any] = {
+            "train.success": sum(s for s, _, _ in self._window_episodes) / count if count else None,
+            "actor.epsilon_min": min((t["epsilon"] for t in self._actor_totals.values()), default=None),
+            "version_lag": self.tracker.counters.version - min(
+                (t["version"] for t in self._actor_totals.values()), default=0),
+            "actor.restarts": self.restarts,
+        }
+        for eps, vals in eps_success.items():
+            s, n = sum(vals[0::2]), sum(vals[1::2])
+            extras[f"train.success_by_eps.{eps}"] = s / n if n else None
+        ls = self._learner_stats
+        if ls:
+            extras.update({f"learner.{k}": v for k, v in ls.get("metrics", {}).items()})
+            replay = ls.get("replay", {})
+            extras["replay.size"] = replay.get("size")
+            extras["learner.target_syncs"] = ls.get("target_syncs")
+        t = self.timing
+        if t["t_total"]:
+            extras["actor.overhead_frac"] = (t["t_encode"] + t["t_push"] + t["t_wait"] + t["t_pull"]) / t["t_total"]
+            extras["actor.throttle_frac"] = t["t_throttle"] / t["t_total"]
+        return extras
+
+    # ---- evaluation -------------------------------------------------------------------------------------------
+    def latest_weights(self) -> tuple[int, dict[str, np.ndarray]]:
+        version, ref, _ = ray.get(self.topo.param_store.latest.remote(-1), timeout=self.config.cluster.call_timeout_s)
+        return version, ray.get(ref[0], timeout=self.config.cluster.call_timeout_s)
+
+    def evaluate(self, examples: int = 5) -> float:
+        cfg = self.config
+        try:
+            _, weights = self.latest_weights()
+        except REMOTE_FAILURES:
+            return float("nan")
+        result = evaluate(cfg.network, weights, cfg.env, episodes=cfg.run.eval_episodes, seed=cfg.run.seed + 12345,
+                          split="test", examples=examples)
+        self.tracker.record_eval(result.success, result.mean_return, result.examples)
+        return result.success
+
+    def show_examples(self, n: int) -> None:
+        cfg = self.config
+        _, weights = self.latest_weights()
+        result = evaluate(cfg.network, weights, cfg.env, episodes=n, seed=cfg.run.seed + 999, split="test",
+                          examples=n)
+        print("held-out generations (greedy):")
+        for prompt, text, ok in result.examples:
+            print(f"  {'+' if ok >= 1 else '-'} {prompt} -> {text}")
+
+    # ---- shutdown ---------------------------------------------------------------------------------------------
+    def _stop_workers(self) -> None:
+        topo = self.topo
+        for a in topo.actors:
+            a.stop.remote()
+        topo.learner.stop.remote()
+        pending = list(self._run_refs.values()) + [self._learner_ref]
+        try:
+            ray.wait(pending, num_returns=len(pending), timeout=self.config.cluster.call_timeout_s)
+        except REMOTE_FAILURES:
+            pass
+
+    def close(self) -> None:
+        """Kill every worker this run started, and the Ray instance when this process started it."""
+        topo = self.topo
+        for handle in [*topo.actors, topo.learner, *topo.shards, topo.param_store]:
+            try:
+                ray.kill(handle, no_restart=True)
+            except REMOTE_FAILURES:
+                pass
+        self.tracker.close()
+        if self.started_ray:
+            ray.shutdown()

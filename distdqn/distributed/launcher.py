@@ -1,0 +1,76 @@
+"""Starting or joining Ray: a fresh embedded local instance by default, an existing cluster by address.
+
+This module and its siblings in `distdqn/distributed/` are the only code that imports Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import ray
+
+from distdqn.config import ClusterConfig
+
+
+class ClusterConnectError(RuntimeError):
+    """Ray could not be reached or started; the message is one line a user can act on."""
+
+
+def _token_available() -> bool:
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if path:
+        return Path(path).is_file()
+    return (Path.home() / ".ray" / "auth_token").is_file()
+
+
+def check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """Fail within seconds, not after a long hang, when host:port does not answer."""
+    if address in ("auto", "local") or address.startswith(("ray://", "anyscale://")):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterConnectError(f"cluster address {address!r} must look like host:port (e.g. 10.0.0.1:6379) or 'auto'")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise ClusterConnectError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); "
+                                  "is the head node running (`ray start --head`) and the port open?") from None
+
+
+def init_ray(cluster: ClusterConfig, runtime_env: dict | None = None) -> bool:
+    """Start or join Ray; True when this call started the instance (and so must shut it down).
+
+    No address (neither `cluster.address` nor RAY_ADDRESS) means a fresh embedded instance, never an instance that
+    happens to run on the machine (`address="local"`). Joining by address uses Ray's token authentication: Ray 2.59+
+    starts clusters with RAY_AUTH_MODE=token, and a client must then set it too and find the token (RAY_AUTH_TOKEN,
+    RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, as printed by `ray get-auth-token` on the head node).
+    """
+    if ray.is_initialized():
+        return False
+    address = cluster.address or os.environ.get("RAY_ADDRESS", "")
+    if not address:
+        num_cpus = cluster.num_cpus or os.cpu_count() or 1
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env,
+                 logging_level="WARNING", configure_logging=True)
+        return True
+    check_reachable(address)
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if os.environ["RAY_AUTH_MODE"] == "token" and not _token_available():
+        raise ClusterConnectError("joining a Ray cluster needs its auth token: run `ray get-auth-token` on the head "
+                                  "node and set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH), or set RAY_AUTH_MODE=disabled "
+                                  "for a cluster started without authentication")
+    try:
+        ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
+    except (ConnectionError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ClusterConnectError(f"cannot join the Ray cluster at {address}: {first}") from None
+    return False
+
+
+def cluster_has_gpu() -> bool:
+    return ray.cluster_resources().get("GPU", 0) >= 1

@@ -1,0 +1,117 @@
+"""The Ray shell around the core `Learner`: prefetched sampling across the replay shards, updates, fire-and-forget
+priority updates, the samples-per-insert limit, and versioned weight publication through the object store."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import ray
+
+from distdqn.config import LearnerConfig, NetworkConfig, ReplayConfig
+from distdqn.distributed.actor_worker import REMOTE_FAILURES
+from distdqn.distributed.replay_worker import ShardedReplayClient
+from distdqn.learner import Learner
+from distdqn.replay.rate_limiter import RateLimiter
+from distdqn.schedules import beta_at
+
+
+class LearnerWorker:
+    """Hosts the Learner. `run()` trains until `stop()`; `stats()` reports counters and the latest loss metrics."""
+
+    def __init__(self, network_config: NetworkConfig, learner_config: LearnerConfig, replay_config: ReplayConfig,
+                 vocab_size: int, max_len: int, seed: int, shards: list, param_store, call_timeout_s: float = 60.0):
+        self.learner = Learner(network_config, learner_config, vocab_size, max_len, seed=seed)
+        self.config = learner_config
+        self.replay_config = replay_config
+        self.client = ShardedReplayClient(shards, seed=seed, call_timeout_s=call_timeout_s)
+        self.param_store = param_store
+        self.call_timeout_s = call_timeout_s
+        self.limiter = RateLimiter(replay_config.min_size_to_sample, replay_config.samples_per_insert,
+                                   replay_config.samples_per_insert_tolerance)
+        self.sampled = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._metrics: dict[str, float] = {}
+        self._window = {"updates": 0, "t_update": 0.0, "t_wait": 0.0, "t_publish": 0.0}
+        self._publish_ref: list = []
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        cfg = self.config
+        bs = cfg.batch_size
+        self.publish()
+        last_report = time.monotonic()
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            size, inserted = self.client.refresh_if_stale()
+            self.limiter.load_counts(inserted=inserted, sampled=self.sampled)
+            # keep `prefetch` requests in flight, as far as the limiter allows
+            while self.client.in_flight < cfg.prefetch and self.limiter.can_sample(
+                    bs * (self.client.in_flight + 1), size):
+                self.client.request(bs, beta_at(self.replay_config, self.learner.updates))
+            batch = self.client.next_ready(timeout=0.05)
+            t1 = time.perf_counter()
+            if batch is None:
+                self._window["t_wait"] += t1 - t0
+                continue
+            td_abs, metrics = self.learner.update(batch)
+            self.client.update_priorities(batch, td_abs)
+            self.sampled += len(td_abs)
+            t2 = time.perf_counter()
+            with self._lock:
+                self._metrics = {k: float(v) for k, v in metrics.items() if np.isscalar(v)}
+                self._window["updates"] += 1
+                self._window["t_wait"] += t1 - t0
+                self._window["t_update"] += t2 - t1
+            if self.learner.updates % cfg.publish_interval_updates == 0:
+                self.publish()
+                self._window["t_publish"] += time.perf_counter() - t2
+            elif time.monotonic() - last_report > 0.25:
+                self._report()
+                last_report = time.monotonic()
+        return self.stats()
+
+    def publish(self) -> int:
+        """One `ray.put` of the numpy weights per publication; the store keeps only the newest reference."""
+        version, weights = self.learner.snapshot()
+        ref = ray.put(weights)
+        self._publish_ref = [ref]  # keep ours alive until the next publication
+        try:
+            ray.get(self.param_store.publish.remote(version, [ref], self._counters()), timeout=self.call_timeout_s)
+        except REMOTE_FAILURES:
+            pass  # the driver notices a dead parameter store through its health checks
+        return version
+
+    def _report(self) -> None:
+        self.param_store.report.remote(self._counters())  # fire-and-forget
+
+    def _counters(self) -> dict[str, Any]:
+        return {"updates": self.learner.updates, "sampled": self.sampled, "version": self.learner.version,
+                "target_syncs": self.learner.target_syncs}
+
+    # ---- control ----------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            window = dict(self._window)
+            self._window = {k: 0 * v for k, v in self._window.items()}
+            metrics = dict(self._metrics)
+        return {**self._counters(), "metrics": metrics, "window": window, "replay": self.client.stats()}
+
+    def snapshot(self) -> tuple[int, dict[str, np.ndarray]]:
+        return self.learner.version, self.learner.snapshot_weights()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"learner": self.learner.state_dict(), "sampled": self.sampled}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.sampled = int(state.get("sampled", 0))
+
+    def ping(self) -> bool:
+        return True

@@ -1,0 +1,141 @@
+"""The local runner: N actors, one in-process prioritized replay and the learner in one process, by direct calls.
+
+It is the debugging mode (`distdqn train --local`) and the reference the distributed runtime is tested against: for
+a seed it is deterministic (actors are stepped round-robin, the learner trains whenever the rate limiter allows).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distdqn import spec
+from distdqn.actor import Actor
+from distdqn.config import Config
+from distdqn.envs.registry import make_env
+from distdqn.evaluation import evaluate
+from distdqn.learner import Learner
+from distdqn.replay.prioritized import PrioritizedReplay
+from distdqn.replay.rate_limiter import RateLimiter
+from distdqn.run import Counters, RunTracker
+from distdqn.schedules import beta_at
+
+
+def env_shape(config: Config) -> tuple[int, int, bool]:
+    """(vocab_size, max_len, has_action_mask) of the configured task, from one throwaway env."""
+    env = make_env(config.env.task, num_envs=1, seed=0, split="train", difficulty=config.env.difficulty,
+                   **config.env.options)
+    return env.vocab_size, env.max_len, env.has_action_mask
+
+
+class LocalRunner:
+    """Owns every component in this process; `train()` runs until a budget or the target stops it."""
+
+    def __init__(self, config: Config, directory: Path, counters: Counters | None = None, quiet: bool = False):
+        torch.manual_seed(config.run.seed)
+        self.config = config
+        self.vocab_size, self.max_len, self.with_mask = env_shape(config)
+        n = config.actor.num_actors
+        self.actors = [Actor(config.env, config.network, config.actor, actor_index=i, num_actors=n,
+                             seed=config.run.seed * 1000 + i) for i in range(n)]
+        fields = spec.transition_dtypes(self.vocab_size, self.max_len, self.with_mask)
+        rc = config.replay
+        self.replay = PrioritizedReplay(rc.capacity, fields, alpha=rc.alpha, priority_eps=rc.priority_eps,
+                                        seed=config.run.seed)
+        self.limiter = RateLimiter(rc.min_size_to_sample, rc.samples_per_insert, rc.samples_per_insert_tolerance)
+        self.learner = Learner(config.network, config.learner, self.vocab_size, self.max_len, seed=config.run.seed)
+        self.tracker = RunTracker(config, directory, counters, quiet=quiet)
+        self._last_loss: dict[str, float] = {}
+        self._episode_window: list[tuple[float, float]] = []
+        self.publish()
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+    def train(self) -> dict[str, Any]:
+        c, cfg = self.tracker.counters, self.config
+        reason = None
+        try:
+            while (reason := self.tracker.stop_reason()) is None:
+                progressed = self._act()
+                progressed |= self._learn()
+                if not progressed:  # neither side may move: insert anyway so the run can never stall
+                    self._act(force=True)
+                if self.tracker.eval_due():
+                    self.evaluate()
+                if self.tracker.log_due():
+                    self.tracker.log(self._extras())
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        if cfg.run.target_success and c.time_to_target_s is None or c.last_success is None:
+            self.evaluate()
+        return self.tracker.summary(reason)
+
+    def _act(self, force: bool = False) -> bool:
+        cfg, c = self.config, self.tracker.counters
+        progressed = False
+        expected = cfg.env.envs_per_actor * cfg.actor.push_interval_steps
+        for actor in self.actors:
+            if not force and not self.limiter.can_insert(expected):
+                break
+            out = actor.collect(cfg.actor.push_interval_steps)
+            n = len(out.priorities)
+            if n:
+                self.replay.add(out.transitions, out.priorities)
+                self.limiter.on_insert(n)
+            c.inserted += n
+            c.env_steps += out.env_steps
+            c.episodes += out.episodes.count
+            if out.episodes.count:
+                self._episode_window.append((out.episodes.mean_success, out.episodes.count))
+                self._episode_window = self._episode_window[-50:]
+            progressed = True
+            force = False
+        return progressed
+
+    def _learn(self) -> bool:
+        cfg, c = self.config, self.tracker.counters
+        bs = cfg.learner.batch_size
+        progressed = False
+        while self.limiter.can_sample(bs, len(self.replay)) and self.tracker.stop_reason() is None:
+            batch = self.replay.sample(bs, beta_at(cfg.replay, c.updates))
+            td_abs, metrics = self.learner.update(batch)
+            self.replay.update_priorities(batch[spec.SLOT], batch[spec.GENERATION], td_abs)
+            self.limiter.on_sample(bs)
+            c.sampled += bs
+            c.updates += 1
+            self._last_loss = metrics
+            progressed = True
+            if c.updates % cfg.learner.publish_interval_updates == 0:
+                self.publish()
+        return progressed
+
+    def publish(self) -> None:
+        version, weights = self.learner.snapshot()
+        for actor in self.actors:
+            actor.load_weights(version, weights)
+        self.tracker.counters.version = version
+
+    def evaluate(self) -> float:
+        cfg = self.config
+        _, weights = self.learner.snapshot()
+        result = evaluate(cfg.network, weights, cfg.env, episodes=cfg.run.eval_episodes, seed=cfg.run.seed + 12345,
+                          split="test")
+        self.tracker.record_eval(result.success, result.mean_return, result.examples)
+        return result.success
+
+    def _extras(self) -> dict[str, Any]:
+        count = sum(n for _, n in self._episode_window)
+        success = sum(s * n for s, n in self._episode_window) / count if count else None
+        extras: dict[str, Any] = {
+            "train.success": success,
+            "replay.size": len(self.replay),
+            "actor.epsilon_min": min(a.epsilon for a in self.actors),
+            "version_lag": 0,
+        }
+        extras.update({f"learner.{k}": float(v) for k, v in self._last_loss.items() if np.isscalar(v)})
+        return extras
+
+    def close(self) -> None:
+        self.tracker.close()

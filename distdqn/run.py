@@ -1,0 +1,165 @@
+"""Run bookkeeping shared by the local and distributed drivers: run directory, counters, budgets, evaluation
+schedule, target detection, progress and metrics records, and the run summary written by `--json`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from distdqn.config import Config, dump_yaml, run_dir
+from distdqn.metrics import ConsoleProgress, MultiSink, format_si, open_run_sinks
+
+
+@dataclasses.dataclass
+class Counters:
+    """Monotonic run counters; they continue across resumes (`wall_s` is wall-clock time summed over sessions)."""
+
+    env_steps: int = 0  # environment steps summed over all envs of all actors
+    updates: int = 0  # learner gradient updates
+    episodes: int = 0  # finished training episodes
+    inserted: int = 0  # transitions inserted into the replay
+    sampled: int = 0  # transitions sampled by the learner
+    version: int = 0  # latest published weights version
+    wall_s: float = 0.0  # wall-clock seconds of training, summed over resumed sessions
+    time_to_target_s: float | None = None  # wall_s when held-out success first reached the target
+    env_steps_to_target: int | None = None  # env_steps at that moment
+    best_success: float = 0.0  # best held-out success seen
+    last_success: float | None = None  # latest held-out success
+
+
+class RunTracker:
+    """Owns the clock, the counters and the run's outputs; the drivers call `tick` often and act on its answers."""
+
+    def __init__(self, config: Config, directory: Path, counters: Counters | None = None, quiet: bool = False):
+        self.config = config
+        self.dir = directory
+        self.counters = counters or Counters()
+        self._session_start = time.monotonic()
+        self._wall_at_start = self.counters.wall_s
+        self._last_log = 0.0
+        self._last_eval = time.monotonic()
+        self._last_counters = dataclasses.replace(self.counters)
+        self._last_rate_time = time.monotonic()
+        self.sinks: MultiSink = open_run_sinks(directory, purge_step=self.counters.env_steps or None)
+        self.progress = ConsoleProgress() if not quiet else None
+
+    # ---- clock and budgets ------------------------------------------------------------------------------------
+    def wall_s(self) -> float:
+        return self._wall_at_start + time.monotonic() - self._session_start
+
+    def stop_reason(self) -> str | None:
+        """Why the run should stop now, or None. Budgets of 0 are unlimited."""
+        run, c = self.config.run, self.counters
+        if run.max_env_steps and c.env_steps >= run.max_env_steps:
+            return f"env-step budget reached ({c.env_steps} >= {run.max_env_steps})"
+        if run.max_updates and c.updates >= run.max_updates:
+            return f"update budget reached ({c.updates} >= {run.max_updates})"
+        if run.max_seconds and self.wall_s() >= run.max_seconds:
+            return f"time budget reached ({self.wall_s():.0f} s >= {run.max_seconds:.0f} s)"
+        if run.target_success and c.time_to_target_s is not None:
+            return f"target reached (held-out success {c.last_success:.3f} >= {run.target_success})"
+        return None
+
+    def eval_due(self) -> bool:
+        return time.monotonic() - self._last_eval >= self.config.run.eval_interval_s
+
+    # ---- records ----------------------------------------------------------------------------------------------
+    def record_eval(self, success: float, mean_return: float, examples: list | None = None) -> None:
+        self._last_eval = time.monotonic()
+        c = self.counters
+        c.last_success = float(success)
+        c.best_success = max(c.best_success, float(success))
+        target = self.config.run.target_success
+        if target and success >= target and c.time_to_target_s is None:
+            c.time_to_target_s = self.wall_s()
+            c.env_steps_to_target = c.env_steps
+        self.sinks.write(c.env_steps, {"kind": "eval", "env_steps": c.env_steps, "updates": c.updates,
+                                       "wall_s": self.wall_s(), "eval.success": success, "eval.return": mean_return})
+        self.message(f"[eval] env_steps={format_si(c.env_steps)} updates={c.updates} held-out success={success:.3f} "
+                     f"return={mean_return:.3f}")
+        for prompt, text, ok in (examples or [])[:3]:
+            self.message(f"   {'+' if ok >= 1 else '-'} {prompt} -> {text}")
+
+    def log_due(self) -> bool:
+        return time.monotonic() - self._last_log >= self.config.run.log_interval_s
+
+    def log(self, extras: dict[str, Any]) -> None:
+        """A metrics record with rates since the previous one, and the live progress line."""
+        now = time.monotonic()
+        dt = max(now - self._last_rate_time, 1e-9)
+        c, prev = self.counters, self._last_counters
+        rates = {
+            "rate.env_steps_per_s": (c.env_steps - prev.env_steps) / dt,
+            "rate.updates_per_s": (c.updates - prev.updates) / dt,
+            "rate.inserts_per_s": (c.inserted - prev.inserted) / dt,
+            "rate.samples_per_s": (c.sampled - prev.sampled) / dt,
+        }
+        self._last_counters = dataclasses.replace(c)
+        self._last_rate_time = now
+        self._last_log = now
+        record = {"kind": "train", "env_steps": c.env_steps, "updates": c.updates, "episodes": c.episodes,
+                  "inserted": c.inserted, "sampled": c.sampled, "version": c.version, "wall_s": self.wall_s(),
+                  **rates, **extras}
+        self.sinks.write(c.env_steps, record)
+        if self.progress:
+            spi = c.sampled / max(c.inserted, 1)
+            parts = [
+                f"{self.wall_s():6.0f}s",
+                f"steps {format_si(c.env_steps)} ({format_si(rates['rate.env_steps_per_s'])}/s)",
+                f"upd {format_si(c.updates)} ({rates['rate.updates_per_s']:.0f}/s)",
+                f"spi {spi:.2f}",
+            ]
+            for key, label in (("train.success", "succ"), ("learner.loss", "loss"), ("learner.q_mean", "q"),
+                               ("actor.epsilon_min", "eps"), ("replay.size", "replay"), ("version_lag", "lag")):
+                if key in extras and extras[key] is not None:
+                    value = extras[key]
+                    parts.append(f"{label} {format_si(value) if key == 'replay.size' else f'{value:.3g}'}")
+            if c.last_success is not None:
+                parts.append(f"eval {c.last_success:.2f}")
+            self.progress.show(" | ".join(parts))
+
+    def message(self, text: str) -> None:
+        if self.progress:
+            self.progress.message(text)
+
+    def summary(self, reason: str | None) -> dict[str, Any]:
+        c = self.counters
+        return {
+            "run_dir": str(self.dir),
+            "task": self.config.env.task,
+            "difficulty": self.config.env.difficulty,
+            "stop_reason": reason,
+            "env_steps": c.env_steps,
+            "updates": c.updates,
+            "episodes": c.episodes,
+            "wall_s": round(self.wall_s(), 3),
+            "time_to_target_s": c.time_to_target_s,
+            "env_steps_to_target": c.env_steps_to_target,
+            "target_success": self.config.run.target_success or None,
+            "final_success": c.last_success,
+            "best_success": c.best_success,
+        }
+
+    def close(self) -> None:
+        self.sinks.close()
+        if self.progress:
+            self.progress.close()
+
+
+def prepare_run_dir(config: Config) -> Path:
+    """Create the run directory and save the resolved config there."""
+    directory = run_dir(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(dump_yaml(config))
+    return directory
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
