@@ -4,7 +4,6 @@ budgets, held-out evaluation, metrics, checkpoints, clean shutdown)."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
