@@ -73,6 +73,20 @@ def pair_key(a: np.ndarray, op: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.asarray(a, np.int64) * _KEY_BASE + b) * 2 + op
 
 
+def _number_tables(width: int, eos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every x < 10**width: its decimal as token ids, left-aligned and padded with 0 [M, width], its digit
+    count [M], and the answer row: digits, then <eos> padding [M, width + 1]. Lookups replace per-digit writes."""
+    x = np.arange(10**width, dtype=np.int64)
+    count = np.ones(len(x), dtype=np.int64)
+    for p in range(1, width):
+        count += x >= 10**p
+    power = count[:, None] - 1 - np.arange(width)  # place of the j-th digit from the left; < 0 past the end
+    digits = np.where(power >= 0, (x[:, None] // 10 ** np.maximum(power, 0)) % 10 + 1, 0)  # token "0" has id 1
+    answer = np.full((len(x), width + 1), eos, dtype=np.int32)
+    answer[:, :width] = np.where(digits > 0, digits, eos)
+    return digits.astype(np.int32), count.astype(np.int32), answer
+
+
 class ArithmeticEnv(TextEnv):
     """Batched arithmetic QA; see the module docstring."""
 
@@ -91,12 +105,11 @@ class ArithmeticEnv(TextEnv):
             seed=seed,
             split=split,
         )
-        self._digit0 = self.vocab.id("0")
         self._eos = self.vocab.id(EOS)
         self._eq = self.vocab.id("=")
         self._op_ids = np.array([self.vocab.id(c) for c in _OPS], dtype=np.int32)
         self._op_choices = np.array([_OPS.index(c) for c in options.operators], dtype=np.int64)
-        self._pow10 = 10 ** np.arange(self._answer_width - 1, -1, -1, dtype=np.int64)  # most significant first
+        self._num_tokens, self._num_len, self._answer_tokens = _number_tables(self._answer_width, self._eos)
         # per-slot task state: the correct token at each answer step (digits then <eos>, padded with <eos>)
         self.target = np.full((num_envs, self._answer_width + 1), self._eos, dtype=np.int32)
         self.operands = np.zeros((num_envs, 3), dtype=np.int64)  # a, op index, b
@@ -119,34 +132,19 @@ class ArithmeticEnv(TextEnv):
                 return out
         raise RuntimeError(f"could not draw {k} prompts from split {self.split!r}; is test_fraction too extreme?")
 
-    def _digits(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Decimal digits [k, answer_width] (right-aligned, most significant first) and digit counts [k]."""
-        digits = (x[:, None] // self._pow10) % 10
-        count = np.maximum(1, (x[:, None] >= self._pow10).sum(axis=1))
-        return digits, count
-
-    def _write_number(self, idx: np.ndarray, x: np.ndarray, start: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Write the decimal of x[k] into out[idx] starting at column start[k]; returns start + digit count."""
-        digits, count = self._digits(x)
-        width = digits.shape[1]
-        for j in range(width):  # a loop over digit columns (<= 5), not over slots
-            col = j - (width - count)  # this digit's offset within the number; < 0 for leading zeros
-            sel = col >= 0
-            out[idx[sel], (start + col)[sel]] = self._digit0 + digits[sel, j]
-        return start + count
-
     def _reset_slots(self, idx: np.ndarray) -> None:
         triples = self._sample_triples(len(idx))
         a, op, b = triples[:, 0], triples[:, 1], triples[:, 2]
         self.operands[idx] = triples
-        pos = self._write_number(idx, a, np.zeros(len(idx), dtype=np.int64), self.tokens)
-        self.tokens[idx, pos] = self._op_ids[op]
-        pos = self._write_number(idx, b, pos + 1, self.tokens)
-        self.tokens[idx, pos] = self._eq
-        self.length[idx] = pos + 1
-        self.target[idx] = self._eos
-        result = np.where(op == 0, a + b, a - b)
-        self._write_number(idx, result, np.zeros(len(idx), dtype=np.int64), self.target)
+        d = self.options.num_digits
+        # each write may spill pads (0) past its number; the next write lands on them, so write left to right
+        len_a, len_b = self._num_len[a], self._num_len[b]
+        self.tokens[idx, :d] = self._num_tokens[a, :d]
+        self.tokens[idx, len_a] = self._op_ids[op]
+        self.tokens[idx[:, None], len_a[:, None] + 1 + np.arange(d)] = self._num_tokens[b, :d]
+        self.tokens[idx, len_a + len_b + 1] = self._eq
+        self.length[idx] = len_a + len_b + 2
+        self.target[idx] = self._answer_tokens[np.where(op == 0, a + b, a - b)]
 
     # ---- scoring --------------------------------------------------------------------------------------------
     def _score(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,14 +12,11 @@ def _env_with_prompt(a: int, b: int, op: str = "+", **options):
     """A one-slot env whose current prompt is forced to `a op b =` (the sampler is bypassed)."""
     env = make_env("arithmetic", num_envs=1, difficulty="medium", **options)
     env.reset(seed=0)
-    idx = np.array([0])
     env.tokens[0] = 0
     text = f"{a}{op}{b}="
     env.tokens[0, : len(text)] = env.vocab.encode(list(text))
     env.length[0] = env.prompt_length[0] = len(text)
-    env.target[0] = env._eos
-    result = a + b if op == "+" else a - b
-    env._write_number(idx, np.array([result]), np.array([0]), env.target)
+    env.target[0] = env._answer_tokens[a + b if op == "+" else a - b]
     return env
 
 

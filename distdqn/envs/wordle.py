@@ -1,0 +1,202 @@
+"""Wordle task: the agent types 5-letter guesses letter by letter; the env appends green/yellow/gray feedback.
+
+Episode: the prompt is one `<wordle>` token. Every action is a letter; after each 5th letter the guess is scored
+and the env appends 5 feedback tokens (`G` right letter and place, `Y` in the word elsewhere, `_` not (more) in the
+word; `?` x5 for a guess that is not a word). Per completed guess the reward is `guess_reward`, plus `solve_reward`
+when it equals the answer (which ends the episode with success 1), plus `invalid_reward` when it is not in the word
+list and `valid_guesses="words"` (the guess is wasted: it counts, but its feedback says nothing). After
+`max_guesses` unsolved guesses the episode ends with success 0. A non-letter action ends the episode at once with
+`illegal_reward`. The sum of the rewards stays in [-1, 1] with the presets (a deliberate rescaling of the usual
+"-1 per guess").
+
+Feedback follows the standard duplicate-letter rule: greens first; then, left to right, a non-green letter is
+yellow iff the answer still has an unmatched copy of it, i.e. guess position i is yellow iff
+  #{j < i : guess[j] == guess[i], j not green}  <  #{k : answer[k] == guess[i], k not green}.
+Computed for a whole batch with 5x5 comparisons (`feedback`). A word is checked against the word list by its
+base-27 code and a binary search.
+
+Words: `data/words5.txt` (common English words, most common first). A difficulty's answer pool is the first
+`num_answers` words (0 = all); every word of the file is a valid guess. The test split holds out the
+`test_fraction` of the pool with the smallest seed-free hashes of their codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from importlib import resources
+from typing import Literal
+
+import numpy as np
+
+from distdqn.envs.base import TextEnv, Vocab, resolve_options
+from distdqn.envs.registry import register
+from distdqn.envs.splits import split_hash
+
+LETTERS = [chr(ord("a") + i) for i in range(26)]
+START = "<wordle>"
+GRAY, YELLOW, GREEN, INVALID = "_", "Y", "G", "?"
+VOCAB_TOKENS = ["<pad>", START, *LETTERS, GRAY, YELLOW, GREEN, INVALID]
+WORD_LEN = 5
+_LETTER0 = 2  # id of "a"
+_GRAY0 = _LETTER0 + 26  # ids of gray, yellow, green = _GRAY0 + feedback code 0, 1, 2
+_INVALID_ID = _GRAY0 + 3
+_POW27 = 27 ** np.arange(WORD_LEN - 1, -1, -1, dtype=np.int64)
+_EARLIER = np.tril(np.ones((WORD_LEN, WORD_LEN), dtype=bool), k=-1)  # [i, j]: j < i
+_SALT = 3
+
+
+@functools.lru_cache(maxsize=1)
+def load_words() -> np.ndarray:
+    """All words of `data/words5.txt` in file order, as letter indices [N, 5] int64 (read-only)."""
+    text = resources.files("distdqn.envs").joinpath("data/words5.txt").read_text()
+    words = [w for w in text.split() if w]
+    letters = np.array([[ord(c) - ord("a") for c in w] for w in words], dtype=np.int64)
+    letters.setflags(write=False)
+    return letters
+
+
+def word_codes(letters: np.ndarray) -> np.ndarray:
+    """Base-27 code of words [..., 5] (letter index + 1 per digit; 0 never occurs)."""
+    return (np.asarray(letters, np.int64) + 1) @ _POW27
+
+
+def feedback(guess: np.ndarray, answer: np.ndarray) -> np.ndarray:
+    """Wordle feedback [..., 5] int8 (0 gray, 1 yellow, 2 green) of broadcastable letter arrays [..., 5]."""
+    guess, answer = np.broadcast_arrays(guess, answer)
+    green = guess == answer
+    open_ = ~green[..., None, :]  # [..., 1, 5]: non-green positions
+    avail = ((guess[..., :, None] == answer[..., None, :]) & open_).sum(-1)  # unmatched copies in the answer
+    prior = ((guess[..., :, None] == guess[..., None, :]) & open_ & _EARLIER).sum(-1)  # earlier same letters
+    yellow = ~green & (prior < avail)
+    return np.where(green, 2, yellow).astype(np.int8)
+
+
+@dataclasses.dataclass
+class Options:
+    """Options of the Wordle task (see the module docstring for the rules)."""
+
+    num_answers: int = 40  # answer pool = the first num_answers words of the list (0 = all), >= 10
+    test_fraction: float = 0.2  # share of the answer pool held out for the test split, in (0, 1)
+    max_guesses: int = 6  # guesses per episode, 1..10
+    valid_guesses: Literal["any", "words"] = "any"  # "words": a guess not in the word list is wasted
+    guess_reward: float = -0.1  # reward of every completed guess, in [-1, 0]
+    solve_reward: float = 1.0  # added when the guess is the answer, in (0, 2]
+    invalid_reward: float = -0.1  # added for a guess outside the word list (valid_guesses="words"), in [-1, 0]
+    illegal_reward: float = -1.0  # reward of a non-letter action, which ends the episode, in [-1, 0]
+
+    def __post_init__(self):
+        total = len(load_words())
+        if self.num_answers != 0 and not 10 <= self.num_answers <= total:
+            raise ValueError(f"env.options.num_answers must be 0 (all) or in 10..{total}, got {self.num_answers}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"env.options.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not 1 <= self.max_guesses <= 10:
+            raise ValueError(f"env.options.max_guesses must be in 1..10, got {self.max_guesses}")
+        for key in ("guess_reward", "invalid_reward", "illegal_reward"):
+            if not -1.0 <= getattr(self, key) <= 0.0:
+                raise ValueError(f"env.options.{key} must be in [-1, 0], got {getattr(self, key)}")
+        if not 0.0 < self.solve_reward <= 2.0:
+            raise ValueError(f"env.options.solve_reward must be in (0, 2], got {self.solve_reward}")
+
+
+PRESETS: dict[str, dict] = {
+    "easy": {"num_answers": 40, "valid_guesses": "any"},
+    "medium": {"num_answers": 300, "valid_guesses": "words"},
+    "hard": {"num_answers": 0, "valid_guesses": "words"},
+}
+
+
+def split_answers(options: Options, split: str) -> np.ndarray:
+    """The answer words [N, 5] of a split: deterministic and independent of any seed."""
+    words = load_words()
+    pool = words if options.num_answers == 0 else words[: options.num_answers]
+    order = np.argsort(split_hash(word_codes(pool), _SALT), kind="stable")
+    num_test = max(1, round(options.test_fraction * len(pool)))
+    held_out = np.zeros(len(pool), dtype=bool)
+    held_out[order[:num_test]] = True
+    return pool[held_out if split == "test" else ~held_out]
+
+
+class WordleEnv(TextEnv):
+    """Batched letter-level Wordle; see the module docstring."""
+
+    name = "wordle"
+
+    def __init__(self, num_envs: int, options: Options, seed: int = 0, split: str = "train"):
+        self.options = options
+        self.answers = split_answers(options, split)
+        self._valid_codes = np.sort(word_codes(load_words()))
+        super().__init__(
+            num_envs,
+            Vocab(VOCAB_TOKENS),
+            max_len=1 + 2 * WORD_LEN * options.max_guesses,
+            max_steps=WORD_LEN * options.max_guesses,
+            seed=seed,
+            split=split,
+        )
+        self.answer = np.zeros((num_envs, WORD_LEN), dtype=np.int64)
+        self._oracle_word = np.zeros((num_envs, WORD_LEN), dtype=np.int64)
+        self._oracle_cache: dict[bytes, np.ndarray] = {}
+
+    def _reset_slots(self, idx: np.ndarray) -> None:
+        self.answer[idx] = self.answers[self.rng.integers(0, len(self.answers), size=len(idx))]
+        self.tokens[idx, 0] = 1  # <wordle>
+        self.length[idx] = 1
+
+    def is_word(self, letters: np.ndarray) -> np.ndarray:
+        """Bool [...]: which letter arrays [..., 5] are in the word list."""
+        codes = word_codes(letters)
+        pos = np.searchsorted(self._valid_codes, codes).clip(max=len(self._valid_codes) - 1)
+        return self._valid_codes[pos] == codes
+
+    def _score(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        o = self.options
+        is_letter = (actions >= _LETTER0) & (actions < _LETTER0 + 26)
+        reward = np.where(is_letter, 0.0, o.illegal_reward)
+        terminated = ~is_letter
+        success = np.zeros(self.num_envs)
+        idx = np.flatnonzero(is_letter & (self.steps % WORD_LEN == 0))  # slots that completed a guess
+        if idx.size:
+            guess = self.tokens[idx[:, None], self.length[idx, None] - WORD_LEN + np.arange(WORD_LEN)] - _LETTER0
+            solved = (guess == self.answer[idx]).all(axis=1)
+            valid = self.is_word(guess) if o.valid_guesses == "words" else np.ones(len(idx), dtype=bool)
+            marks = np.where(valid[:, None], _GRAY0 + feedback(guess, self.answer[idx]), _INVALID_ID)
+            self._append(idx, marks)
+            reward[idx] = o.guess_reward + solved * o.solve_reward + ~valid * o.invalid_reward
+            terminated[idx] = solved | (self.steps[idx] >= WORD_LEN * o.max_guesses)
+            success[idx] = solved
+        return reward.astype(np.float32), terminated, success.astype(np.float32)
+
+    # ---- oracle (per-slot Python; for tests and baselines only) ------------------------------------------------
+    def oracle_actions(self) -> np.ndarray:
+        """Next letter of a solver's guess: at each new guess, among the answers of this split consistent with the
+        feedback so far, the one splitting the others into the most feedback patterns (first one on ties)."""
+        pos = self.steps % WORD_LEN
+        for b in np.flatnonzero(pos == 0):
+            history = self.tokens[b, 1 : self.length[b]].reshape(-1, 2 * WORD_LEN)
+            key = history.tobytes()
+            if key not in self._oracle_cache:
+                self._oracle_cache[key] = self._choose(history)
+            self._oracle_word[b] = self._oracle_cache[key]
+        return _LETTER0 + self._oracle_word[self._all, pos]
+
+    def _choose(self, history: np.ndarray) -> np.ndarray:
+        candidates = self.answers
+        for row in history:
+            guess, marks = row[:WORD_LEN] - _LETTER0, row[WORD_LEN:] - _GRAY0
+            if (marks <= 2).all():  # skip wasted (invalid) guesses
+                candidates = candidates[(feedback(guess, candidates) == marks).all(axis=1)]
+        if len(candidates) <= 2:
+            return candidates[0]
+        probes = candidates[:200]
+        codes = feedback(probes[:, None, :], candidates[None, :, :]).astype(np.int64) @ (3 ** np.arange(WORD_LEN))
+        distinct = (np.diff(np.sort(codes, axis=1), axis=1) != 0).sum(axis=1)
+        return probes[int(distinct.argmax())]
+
+
+@register("wordle")
+def make_wordle(num_envs: int = 1, seed: int = 0, split: str = "train", difficulty: str = "easy", **options):
+    """Factory for the registry: options override the difficulty preset."""
+    opts = resolve_options(Options, PRESETS, difficulty, options, task="wordle")
+    return WordleEnv(num_envs, opts, seed=seed, split=split)

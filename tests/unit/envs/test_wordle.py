@@ -1,0 +1,201 @@
+"""Wordle task: feedback rules (duplicates), rewards, word checks, the word list, splits, oracle and random."""
+
+import numpy as np
+import pytest
+
+from distdqn.envs import make_env
+from distdqn.envs.wordle import Options, feedback, load_words, split_answers
+
+
+def letters(word: str) -> np.ndarray:
+    return np.array([ord(c) - ord("a") for c in word])
+
+
+def marks(code: str) -> list[int]:
+    return ["_YG".index(c) for c in code]
+
+
+@pytest.mark.parametrize(
+    "answer, guess, expected",
+    [
+        ("apple", "paper", "YYGY_"),  # the second p is green; the first is one of the two p's -> yellow
+        ("apple", "apple", "GGGGG"),
+        ("crane", "build", "_____"),
+        ("abbey", "babes", "YYGG_"),
+        ("robot", "ooooo", "_G_G_"),  # only the two matched o's light up, no yellow left over
+        ("lever", "eerie", "YGY__"),  # one unmatched e left in the answer: the first e is yellow, the last gray
+        ("those", "geese", "___GG"),  # the answer's only unmatched letters are t, h, o: no yellow e
+        ("spoon", "noose", "YYGY_"),
+        ("cigar", "array", "_Y_G_"),  # the answer's a is matched green; one r: the first r yellow, the second gray
+    ],
+)
+def test_feedback_follows_the_duplicate_letter_rule(answer, guess, expected):
+    assert feedback(letters(guess), letters(answer)).tolist() == marks(expected)
+
+
+def reference_feedback(guess: str, answer: str) -> list[int]:
+    """The usual two-pass per-word algorithm: greens, then yellows from the answer's leftover letters."""
+    out = [2 if g == a else 0 for g, a in zip(guess, answer, strict=True)]
+    left = [a for a, o in zip(answer, out, strict=True) if o != 2]
+    for i, g in enumerate(guess):
+        if out[i] != 2 and g in left:
+            out[i] = 1
+            left.remove(g)
+    return out
+
+
+def test_feedback_matches_the_reference_on_many_pairs():
+    rng = np.random.default_rng(0)
+    words = load_words()
+    guess = np.concatenate([words[rng.integers(0, len(words), 300)], rng.integers(0, 4, (300, 5))])  # dupes
+    answer = np.concatenate([words[rng.integers(0, len(words), 300)], rng.integers(0, 4, (300, 5))])
+    text = lambda w: "".join(chr(97 + int(i)) for i in w)  # noqa: E731
+    expected = [reference_feedback(text(g), text(a)) for g, a in zip(guess, answer, strict=True)]
+    assert feedback(guess, answer).tolist() == expected
+
+
+def test_feedback_is_batched_and_broadcasts():
+    words = load_words()[:50]
+    batch = feedback(words[:, None, :], words[None, :, :])
+    assert batch.shape == (50, 50, 5)
+    for i, j in [(0, 1), (4, 29), (7, 7)]:
+        assert np.array_equal(batch[i, j], feedback(words[i], words[j]))
+    assert (batch[np.arange(50), np.arange(50)] == 2).all()
+
+
+def _env(answer: str, **options):
+    env = make_env("wordle", num_envs=1, seed=0, **options)
+    env.reset()
+    env.answer[0] = letters(answer)
+    return env
+
+
+def _type(env, guess: str):
+    out = []
+    for c in guess:
+        _, r, term, trunc, info = env.step(np.array([env.vocab.id(c)]))
+        out.append((round(float(r[0]), 6), bool(term[0]), bool(trunc[0])))
+        if term[0] or trunc[0]:
+            return out, float(info.success[0]), info
+    return out, None, None
+
+
+def test_a_guess_appends_feedback_and_costs_guess_reward():
+    env = _env("apple")
+    steps, _, _ = _type(env, "paper")
+    assert steps == [(0.0, False, False)] * 4 + [(-0.1, False, False)]
+    assert env.vocab.decode(env.tokens[0, : env.length[0]]) == "<wordle> p a p e r Y Y G Y _"
+
+
+def test_solving_ends_with_success():
+    env = _env("apple")
+    _type(env, "paper")
+    steps, success, info = _type(env, "apple")
+    assert steps[-1] == (0.9, True, False) and success == 1.0
+    assert env.vocab.decode(info.final_tokens[0, : info.final_length[0]]).endswith("a p p l e G G G G G")
+
+
+def test_running_out_of_guesses_terminates_without_success():
+    env = _env("apple", max_guesses=2)
+    _type(env, "paper")
+    steps, success, info = _type(env, "crane")
+    assert steps[-1] == (-0.1, True, False) and success == 0.0
+    assert info.final_length[0] == env.max_len  # every token slot used, still terminated (not truncated)
+
+
+def test_non_letter_action_is_illegal():
+    env = _env("apple")
+    _, r, term, _, info = env.step(np.array([env.vocab.id("G")]))
+    assert (float(r[0]), bool(term[0]), float(info.success[0])) == (-1.0, True, 0.0)
+
+
+@pytest.mark.parametrize(
+    "valid_guesses, guess, reward, shown",
+    [
+        ("words", "xqzvj", -0.2, "? ? ? ? ?"),  # wasted guess: no information, extra penalty
+        ("words", "crane", -0.1, "_ _ Y _ G"),
+        ("any", "xqzvj", -0.1, "_ _ _ _ _"),  # any string gets real feedback
+    ],
+)
+def test_word_validity(valid_guesses, guess, reward, shown):
+    env = _env("apple", valid_guesses=valid_guesses)
+    steps, _, _ = _type(env, guess)
+    assert steps[-1] == (reward, False, False)
+    assert env.vocab.decode(env.tokens[0, env.length[0] - 5 : env.length[0]]) == shown
+
+
+def test_is_word_is_vectorised():
+    env = _env("apple")
+    guesses = np.stack([letters(w) for w in ["apple", "zzzzz", "crane", "aaaaa", "zesty"]])
+    assert env.is_word(guesses).tolist() == [True, False, True, False, True]
+
+
+def test_word_list_is_clean():
+    words = ["".join(chr(97 + i) for i in w) for w in load_words()]
+    assert len(words) >= 500 and len(set(words)) == len(words)
+    assert all(len(w) == 5 and w.isalpha() and w.islower() and w.isascii() for w in words)
+
+
+@pytest.mark.parametrize("difficulty, size", [("easy", 40), ("medium", 300), ("hard", len(load_words()))])
+def test_splits_are_disjoint_and_deterministic(difficulty, size):
+    options = make_env("wordle", difficulty=difficulty).options
+    train, test = split_answers(options, "train"), split_answers(options, "test")
+    assert len(train) + len(test) == size and len(test) == round(0.2 * size)
+    assert not {w.tobytes() for w in train} & {w.tobytes() for w in test}
+    env = make_env("wordle", num_envs=256, seed=3, split="test", difficulty=difficulty)
+    env.reset()
+    assert {w.tobytes() for w in env.answer} <= {w.tobytes() for w in test}
+
+
+def test_seeding_and_auto_reset():
+    def run(seed):
+        env = make_env("wordle", num_envs=8, seed=seed)
+        rng = np.random.default_rng(0)
+        out = [env.reset().tokens.copy()]
+        for _ in range(12):
+            obs, _, term, trunc, _ = env.step(env.random_actions(rng))
+            assert (obs.length[term | trunc] == 1).all()
+            out.append(obs.tokens.copy())
+        return np.stack(out), env.answer.copy()
+
+    assert all(np.array_equal(x, y) for x, y in zip(run(1), run(1), strict=True))
+    assert not np.array_equal(run(1)[1], run(2)[1])
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "medium"])
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_oracle_always_solves(difficulty, split):
+    env = make_env("wordle", num_envs=64, seed=0, split=split, difficulty=difficulty)
+    env.reset()
+    success = []
+    while len(success) < 200:
+        _, _, term, trunc, info = env.step(env.oracle_actions())
+        assert not trunc.any()
+        success.extend(info.success.tolist())
+    assert np.mean(success) == 1.0
+
+
+def test_random_policy_baseline_is_zero():
+    env = make_env("wordle", num_envs=256, seed=0)
+    env.reset()
+    rng = np.random.default_rng(0)
+    success = []
+    for _ in range(40):
+        success.extend(env.step(env.random_actions(rng))[4].success.tolist())
+    assert len(success) > 1000 and np.mean(success) < 0.01  # measured: 0.0
+
+
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        ({"num_answers": 5}, "num_answers"),
+        ({"test_fraction": 0.0}, "test_fraction"),
+        ({"max_guesses": 0}, "max_guesses"),
+        ({"guess_reward": 0.5}, "guess_reward"),
+        ({"solve_reward": 0.0}, "solve_reward"),
+        ({"illegal_reward": -2.0}, "illegal_reward"),
+    ],
+)
+def test_bad_option_values_are_named(options, named):
+    with pytest.raises(ValueError, match=named):
+        Options(**options)
