@@ -1,6 +1,7 @@
 """Checkpoint files: atomic directory writes (a killed writer never damages the previous checkpoint), safe loading
 with errors naming the file, pruning, discovery, and the architecture check of a resume."""
 
+import json
 import os
 import signal
 import subprocess
@@ -26,7 +27,7 @@ def _learner_state(seed: int) -> dict:
 
 def _write(directory, seed):
     ck.save_learner_state(directory, _learner_state(seed))
-    (directory / ck.STATE_FILE).write_text('{"format": 1, "seed": %d}' % seed)
+    (directory / ck.STATE_FILE).write_text(json.dumps({"format": 1, "seed": seed}))
 
 
 def test_learner_state_round_trip(tmp_path):
