@@ -107,7 +107,10 @@ def _build(cls: type[T], data: dict, prefix: str, problems: list[str]) -> T:
         if key not in fields:
             problems.append(f"unknown key '{path}'{suggest(str(key), fields, prefix)}")
             continue
-        kwargs[key] = _coerce(value, hints[key], path, problems)
+        before = len(problems)
+        coerced = _coerce(value, hints[key], path, problems)
+        if len(problems) == before:  # a value of the wrong type must not reach the dataclass's range checks
+            kwargs[key] = coerced
     return cls(**kwargs)
 
 
