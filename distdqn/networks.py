@@ -201,10 +201,11 @@ class QNetwork(nn.Module):
         if (delta < 1).any():
             bad = np.flatnonzero(delta < 1)[:5].tolist()
             raise ValueError(f"slots {bad} did not grow since the last advance and were not marked reset")
-        if not self.recurrent:
-            q = self._recompute_last(tokens, length)
+        if self.recurrent:
+            state.hidden = self._fold(state.hidden, consumed, tokens, length)
+            q = self.head(state.hidden[-1])
         else:
-            q = self._advance_gru(state, tokens, length, delta)
+            q = self._recompute_last(tokens, length)
         consumed[:] = length
         return state, q
 
@@ -214,34 +215,39 @@ class QNetwork(nn.Module):
         pos = torch.from_numpy(length.astype(np.int64) - 1).unsqueeze(1)
         return self.q_at(tok, pos)[:, 0]
 
-    def _advance_gru(self, state: ActorState, tokens: np.ndarray, length: np.ndarray, delta: np.ndarray):
-        hidden = state.hidden
-        rows = np.arange(len(length))
-        if (delta == 1).all():  # the common case: one fused cell step for the whole batch
-            last = torch.from_numpy(tokens[rows, length - 1].astype(np.int64))
-            hidden = self.trunk.step(last, hidden)
-        else:
-            one = np.flatnonzero(delta == 1)
-            if one.size:
-                i = torch.from_numpy(one)
-                last = torch.from_numpy(tokens[one, length[one] - 1].astype(np.int64))
-                hidden[:, i] = self.trunk.step(last, hidden[:, i])
-            many = np.flatnonzero(delta > 1)
-            hidden[:, torch.from_numpy(many)] = self._run_new_tokens(
-                hidden[:, torch.from_numpy(many)], tokens, state.consumed[many], length[many], many
-            )
-        state.hidden = hidden
+    def peek(self, state: ActorState, rows: np.ndarray, tokens: np.ndarray, length: np.ndarray) -> torch.Tensor:
+        """Q at position length-1 of `tokens` [k, L] for slots `rows`, continuing from their current state without
+        changing it: [k, V]. The actor uses it for the final observation of a truncated episode before the reset."""
+        if not self.recurrent:
+            return self._recompute_last(tokens, length)
+        i = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        hidden = self._fold(state.hidden[:, i], state.consumed[rows], tokens, length)
         return self.head(hidden[-1])
 
-    def _run_new_tokens(self, h0, tokens, start, end, rows) -> torch.Tensor:
-        """Sub-batch forward over tokens[rows, start:end] from h0 [layers, k, H]; returns the hidden at end-1."""
+    def _fold(self, hidden: torch.Tensor, start: np.ndarray, tokens: np.ndarray, end: np.ndarray) -> torch.Tensor:
+        """Fold tokens[b, start[b]:end[b]] into hidden [layers, k, H] (k = len(tokens)); returns the new hidden."""
+        delta = end - start
+        rows = np.arange(len(end))
+        if (delta == 1).all():  # the common case: one fused cell step for the whole batch
+            return self.trunk.step(torch.from_numpy(tokens[rows, end - 1].astype(np.int64)), hidden)
+        hidden = hidden.clone()
+        one = np.flatnonzero(delta == 1)
+        if one.size:
+            i = torch.from_numpy(one)
+            hidden[:, i] = self.trunk.step(torch.from_numpy(tokens[one, end[one] - 1].astype(np.int64)), hidden[:, i])
+        many = np.flatnonzero(delta > 1)
+        i = torch.from_numpy(many)
+        hidden[:, i] = self._run_new_tokens(hidden[:, i], tokens[many], start[many], end[many])
+        return hidden
+
+    def _run_new_tokens(self, h0: torch.Tensor, tokens: np.ndarray, start: np.ndarray, end: np.ndarray):
+        """Sub-batch sequence forward over tokens[b, start:end] from h0 [layers, k, H]; the hidden at end-1."""
         span = end - start
         t = int(span.max())
-        cols = np.minimum(start[:, None] + np.arange(t), tokens.shape[1] - 1)  # tail past `end` is ignored below
-        chunk = torch.from_numpy(tokens[rows[:, None], cols].astype(np.int64))
+        cols = np.minimum(start[:, None] + np.arange(t), tokens.shape[1] - 1)  # the tail past `end` is ignored
+        chunk = torch.from_numpy(np.take_along_axis(tokens, cols, axis=1).astype(np.int64))
         outs = self.trunk(chunk, h0)
-        last = torch.from_numpy(span - 1)
-        k = torch.arange(len(rows))
+        k, last = torch.arange(len(end)), torch.from_numpy(span - 1)
         return torch.stack([out[k, last] for out in outs])
 
 

@@ -61,6 +61,11 @@ class NStepAssembler:
         self.valid = np.zeros((num_envs, n), dtype=bool)
         self._parts: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
 
+    def clear(self) -> None:
+        """Drop pending windows and undrained output (e.g. when the actor restarts its episodes)."""
+        self.valid[:] = False
+        self._parts = []
+
     def pending(self) -> np.ndarray:
         """Pending (not yet emitted) entries per slot: [B]."""
         return self.valid.sum(axis=1)

@@ -106,3 +106,18 @@ def test_unpack_mask_matches_numpy_packbits():
     mask = np.random.default_rng(0).random((4, 13)) < 0.5
     packed = np.packbits(mask, axis=-1, bitorder="little")
     assert unpack_mask(torch.from_numpy(packed), 13).numpy().tolist() == mask.tolist()
+
+
+@pytest.mark.parametrize("cfg", TRUNKS, ids=lambda c: c.trunk)
+def test_peek_reads_a_longer_sequence_without_changing_the_state(cfg):
+    net = _net(cfg, vocab=10, max_len=12)
+    tokens = np.random.default_rng(1).integers(1, 10, size=(3, 12)).astype(np.int32)
+    with torch.no_grad():
+        state, _ = net.advance(net.initial_state(3), tokens, np.array([2, 3, 4]), np.ones(3, bool))
+        hidden = None if state.hidden is None else state.hidden.clone()
+        q = net.peek(state, np.array([2, 0]), tokens[[2, 0]], np.array([5, 6]))  # +1 and +4 tokens
+        full = net.q_all(torch.from_numpy(tokens).long())
+        torch.testing.assert_close(q, full[torch.tensor([2, 0]), torch.tensor([4, 5])], atol=1e-5, rtol=1e-5)
+        assert state.consumed.tolist() == [2, 3, 4]
+        if hidden is not None:
+            assert torch.equal(state.hidden, hidden)

@@ -1,0 +1,84 @@
+"""Actor: transitions in the spec layout, priorities consistent with the network, epsilon, weights, state."""
+
+import numpy as np
+import pytest
+import torch
+
+from distdqn import spec
+from distdqn.actor import Actor
+from distdqn.config import ActorConfig, EnvConfig, NetworkConfig
+from distdqn.exploration import masked
+
+torch.set_num_threads(1)
+NET = NetworkConfig(embed_dim=8, hidden_dim=16)
+
+
+def make_actor(task="tests.fakes:CopyEnv", index=0, num_actors=2, seed=0, net=NET, **actor_kw):
+    env = EnvConfig(task=task, envs_per_actor=8)
+    return Actor(env, net, ActorConfig(n_step=2, gamma=0.9, **actor_kw), index, num_actors, seed)
+
+
+@pytest.mark.parametrize("task", ["tests.fakes:CopyEnv", "tests.fakes:FeedbackEnv"])
+@pytest.mark.parametrize("trunk", ["gru", "transformer"])
+def test_collect_layout_and_priorities_match_the_network(task, trunk):
+    net = NetworkConfig(trunk=trunk, embed_dim=8, hidden_dim=16, num_heads=2)
+    actor = make_actor(task, net=net)
+    out = actor.collect(10)
+    t = out.transitions
+    n = len(out.priorities)
+    assert n > 0 and out.env_steps == 80 and out.priorities.dtype == np.float32
+    for name, (dtype, shape) in spec.transition_dtypes(actor.vocab_size, actor.max_len).items():
+        assert t[name].dtype == dtype and t[name].shape == (n, *shape), name
+    assert (t[spec.LEN_NEXT] > t[spec.LEN_S]).all()
+    assert (t[spec.TOKENS][np.arange(n), t[spec.LEN_S]] == t[spec.ACTION]).all()
+    assert_priorities_match_network(actor, out)
+
+
+def assert_priorities_match_network(actor, out):
+    """Recompute the initial priorities from the stored rows with the actor's network."""
+    t, n = out.transitions, len(out.priorities)
+    tokens = torch.from_numpy(t[spec.TOKENS].astype(np.int64))
+    pos = torch.from_numpy(np.stack([t[spec.LEN_S], t[spec.LEN_NEXT]], 1).astype(np.int64) - 1)
+    with torch.no_grad():
+        q = actor.network.q_at(tokens, pos).numpy()
+    q_sa = q[np.arange(n), 0, t[spec.ACTION]]
+    boot = np.where(t[spec.DISCOUNT] > 0, masked(q[:, 1]).max(1), 0.0)
+    want = np.abs(t[spec.RETURN] + t[spec.DISCOUNT] * boot - q_sa)
+    np.testing.assert_allclose(out.priorities, want, atol=1e-4)
+
+
+def test_episode_stats_with_an_oracle_like_greedy_network():
+    actor = make_actor()
+    out = actor.collect(12)
+    assert out.episodes.count > 0 and 0 <= out.episodes.mean_success <= 1
+    assert out.episodes.epsilon == pytest.approx(0.4)
+
+
+def test_epsilon_ladder_and_decay():
+    assert make_actor(index=1, num_actors=2).epsilon == pytest.approx(0.4**8)
+    actor = make_actor(eps_decay_steps=160)
+    assert actor.epsilon == 1.0
+    actor.collect(10)  # 80 env steps
+    assert actor.epsilon == pytest.approx(1.0 + 0.5 * (0.4 - 1.0))
+
+
+def test_same_seed_same_transitions_and_load_weights_changes_behaviour():
+    a, b = make_actor(seed=3), make_actor(seed=3)
+    ta, tb = a.collect(6).transitions, b.collect(6).transitions
+    assert all(np.array_equal(ta[k], tb[k]) for k in ta)
+    other = make_actor(seed=4)
+    weights = {k: v.numpy().copy() for k, v in other.network.state_dict().items()}
+    a.load_weights(7, weights)
+    assert a.weights_version == 7
+    for k, v in a.network.state_dict().items():
+        assert np.array_equal(v.numpy(), weights[k])
+    assert_priorities_match_network(a, a.collect(4))  # states recomputed under the new weights
+
+
+def test_state_dict_round_trip():
+    a = make_actor(eps_decay_steps=1000)
+    a.collect(5)
+    b = make_actor(eps_decay_steps=1000)
+    b.load_state_dict(a.state_dict())
+    assert b.env_steps == a.env_steps == 40 and b.epsilon == a.epsilon
+    assert b.rng.random() == a.rng.random()
