@@ -1,0 +1,88 @@
+"""Sum/min tree invariants: totals and minima after batch writes, last-write-wins, prefix search, sampling."""
+
+import numpy as np
+import pytest
+
+from distdqn.replay.sumtree import SumMinTree
+
+
+def check_invariants(tree: SumMinTree, leaves: np.ndarray) -> None:
+    np.testing.assert_allclose(tree.total, leaves.sum(), rtol=1e-12)
+    used = leaves[leaves > 0]
+    assert tree.min == (used.min() if used.size else np.inf)
+    np.testing.assert_array_equal(tree.get(np.arange(leaves.size)), leaves)
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 3, 7, 8, 1000, 5000, 10_000])
+def test_set_keeps_sums_and_minima(capacity):
+    rng = np.random.default_rng(capacity)
+    tree = SumMinTree(capacity)
+    leaves = np.zeros(capacity)
+    for _ in range(20):
+        idx = rng.integers(0, capacity, size=rng.integers(1, 64))
+        values = rng.random(idx.size) + 0.01
+        tree.set(idx, values)
+        for i, v in zip(idx, values, strict=True):  # reference: sequential writes, last one wins
+            leaves[i] = v
+        check_invariants(tree, leaves)
+
+
+def test_duplicate_indices_last_write_wins():
+    tree = SumMinTree(16)
+    tree.set(np.array([3, 5, 3, 3, 5]), np.array([1.0, 2.0, 3.0, 4.0, 0.5]))
+    assert tree.get(np.array([3, 5])).tolist() == [4.0, 0.5]
+    assert tree.total == 4.5 and tree.min == 0.5
+
+
+@pytest.mark.parametrize("capacity,start,n", [(10, 0, 10), (10, 3, 4), (5000, 4095, 2), (9000, 100, 8900)])
+def test_set_range_matches_set(capacity, start, n):
+    rng = np.random.default_rng(0)
+    values = rng.random(n) + 0.1
+    a, b = SumMinTree(capacity), SumMinTree(capacity)
+    a.set_range(start, values)
+    b.set(np.arange(start, start + n), values)
+    leaves = np.zeros(capacity)
+    leaves[start : start + n] = values
+    check_invariants(a, leaves)
+    assert a.total == b.total and a.min == b.min
+
+
+def test_rebuild_and_find_prefix():
+    tree = SumMinTree(6)
+    tree.rebuild(np.array([1.0, 0.0, 2.0, 3.0]))
+    assert tree.total == 6.0 and tree.min == 0.0
+    found = tree.find_prefix(np.array([0.0, 0.999, 1.0, 2.5, 3.0, 5.99]))
+    assert found.tolist() == [0, 0, 2, 2, 3, 3]
+
+
+def test_sampling_frequencies_follow_priorities():
+    rng = np.random.default_rng(1)
+    capacity = 50
+    tree = SumMinTree(capacity)
+    p = rng.random(capacity) + 0.05
+    tree.rebuild(p)
+    counts = np.zeros(capacity)
+    for _ in range(200):
+        np.add.at(counts, tree.sample_stratified(500, rng, capacity), 1)
+    expected = counts.sum() * p / p.sum()
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    df = capacity - 1
+    assert chi2 < df + 6 * np.sqrt(2 * df), chi2
+
+
+def test_sampling_never_returns_unused_leaves():
+    rng = np.random.default_rng(2)
+    tree = SumMinTree(1000)
+    tree.set_range(0, np.full(3, 1e-3))
+    leaves = tree.sample_stratified(10_000, rng, num_valid=3)
+    assert leaves.min() >= 0 and leaves.max() <= 2
+
+
+def test_rejects_bad_input():
+    tree = SumMinTree(4)
+    with pytest.raises(IndexError):
+        tree.set(np.array([4]), np.array([1.0]))
+    with pytest.raises(ValueError):
+        tree.sample_stratified(3, np.random.default_rng(), 1)  # total is 0
+    with pytest.raises(ValueError):
+        SumMinTree(0)
