@@ -1,0 +1,143 @@
+"""The Learner: online and target Q-networks, one double-DQN update per sampled batch, versioned weight snapshots.
+
+One `update(batch)` (batch = spec fields + importance `weight`, numpy):
+
+    tokens cropped to max(len_next) on the host, copied to the device (pinned + non_blocking on CUDA)
+    q_tm1, q_t_online  <- ONE online forward over the shared token rows (positions len_s-1, len_next-1)
+    q_t_target         <- ONE target forward (position len_next-1)
+    loss, |td|         <- losses.double_dqn_loss (importance-weighted Huber or MSE)
+    Adam step with gradient-norm clipping (`max_grad_norm`)
+    target: hard copy every `target_sync_interval_updates` updates, or Polyak averaging every update when
+            `polyak_tau` > 0 (a deviation from Ape-X's hard syncs, opt-in)
+
+Returns the new |td| [B] (the replay's new priorities before its exponent) and a metrics dict of floats.
+`snapshot()` bumps `version` and returns the online weights as CPU numpy arrays for the actors.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from distdqn import spec
+from distdqn.config import LearnerConfig, NetworkConfig
+from distdqn.losses import double_dqn_loss, transition_q_values
+from distdqn.networks import build_network, unpack_mask
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Learner:
+    """Double-DQN learner over stored n-step transitions (see the module docstring)."""
+
+    def __init__(
+        self, network_config: NetworkConfig, learner_config: LearnerConfig, vocab_size: int, max_len: int, seed: int
+    ):
+        self.config = learner_config
+        self.vocab_size, self.max_len = vocab_size, max_len
+        self.device = resolve_device(learner_config.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(learner_config.num_threads)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.online = build_network(network_config, vocab_size, max_len).to(self.device)
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=learner_config.lr, eps=learner_config.adam_eps)
+        self.updates = 0  # optimizer steps taken
+        self.version = 0  # weights version: bumped by each snapshot()
+        self.target_version = 0  # number of hard target syncs so far
+        self._autocast = learner_config.bf16 and self.device.type == "cuda"
+
+    def _to_device(self, array: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(array))
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, dtype=dtype, non_blocking=True)
+        return t.to(dtype=dtype) if dtype is not None else t
+
+    def update(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
+        """One gradient step on a sampled batch; returns (|td| [B] float32, metrics)."""
+        c = self.config
+        crop = int(batch[spec.LEN_NEXT].max())  # shorter rows: less transfer and trunk work
+        tokens = self._to_device(batch[spec.TOKENS][:, :crop].astype(np.int64, copy=False))
+        len_s = self._to_device(batch[spec.LEN_S], torch.long)
+        len_next = self._to_device(batch[spec.LEN_NEXT], torch.long)
+        action = self._to_device(batch[spec.ACTION].astype(np.int64, copy=False))
+        ret = self._to_device(batch[spec.RETURN])
+        discount = self._to_device(batch[spec.DISCOUNT])
+        weight = self._to_device(batch[spec.WEIGHT]) if spec.WEIGHT in batch else None
+        mask = None
+        if spec.MASK_NEXT in batch:
+            mask = unpack_mask(self._to_device(batch[spec.MASK_NEXT]), self.vocab_size)
+
+        self.online.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+            q_tm1, q_t_online, q_t_target = transition_q_values(self.online, self.target, tokens, len_s, len_next)
+        out = double_dqn_loss(
+            q_tm1,
+            action,
+            ret,
+            discount,
+            q_t_online,
+            q_t_target,
+            weight=weight,
+            mask_t=mask,
+            double=c.double_dqn,
+            loss=c.loss,
+            huber_delta=c.huber_delta,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), c.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        self._update_target()
+
+        abs_td = out.abs_td.float().cpu().numpy()  # the one sync point per update
+        metrics = {k: float(v) for k, v in out.metrics.items()}
+        metrics.update(loss=float(out.loss.detach()), grad_norm=float(grad_norm), updates=float(self.updates))
+        return abs_td, metrics
+
+    def _update_target(self) -> None:
+        tau = self.config.polyak_tau
+        if tau > 0:
+            with torch.no_grad():
+                for p_t, p_o in zip(self.target.parameters(), self.online.parameters(), strict=True):
+                    p_t.lerp_(p_o, tau)
+        elif self.updates % self.config.target_sync_interval_updates == 0:
+            self.sync_target()
+
+    def sync_target(self) -> None:
+        """Hard copy online -> target."""
+        self.target.load_state_dict(self.online.state_dict())
+        self.target_version += 1
+
+    def snapshot(self) -> tuple[int, dict[str, np.ndarray]]:
+        """Bump `version` and return (version, online weights as CPU numpy arrays) for the actors."""
+        self.version += 1
+        weights = {k: v.detach().to("cpu", torch.float32).numpy().copy() for k, v in self.online.state_dict().items()}
+        return self.version, weights
+
+    def state_dict(self) -> dict:
+        """Tensors and counters: online, target, optimizer, counters (for safetensors + torch.save)."""
+        return {
+            "online": {k: v.detach().cpu().clone() for k, v in self.online.state_dict().items()},
+            "target": {k: v.detach().cpu().clone() for k, v in self.target.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),  # no aliasing of the live Adam moments
+            "counters": {"updates": self.updates, "version": self.version, "target_version": self.target_version},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        counters = state["counters"]
+        self.updates = int(counters["updates"])
+        self.version = int(counters["version"])
+        self.target_version = int(counters["target_version"])

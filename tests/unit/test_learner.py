@@ -1,0 +1,101 @@
+"""Learner: the update lowers the loss, target syncs on schedule, snapshots and state dicts round-trip."""
+
+import numpy as np
+import pytest
+import torch
+
+from distdqn import spec
+from distdqn.actor import Actor
+from distdqn.config import ActorConfig, EnvConfig, LearnerConfig, NetworkConfig
+from distdqn.learner import Learner
+
+torch.set_num_threads(1)
+NET = NetworkConfig(embed_dim=8, hidden_dim=16)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    actor = Actor(EnvConfig(task="tests.fakes:FeedbackEnv", envs_per_actor=16), NET, ActorConfig(n_step=2), 0, 1, 0)
+    t = actor.collect(6).transitions
+    t[spec.WEIGHT] = np.linspace(0.5, 1.0, len(t[spec.ACTION])).astype(np.float32)
+    return t, actor.vocab_size, actor.max_len
+
+
+def make_learner(batch, **kw):
+    _, vocab, max_len = batch
+    return Learner(NET, LearnerConfig(device="cpu", **kw), vocab, max_len, seed=0)
+
+
+def test_update_lowers_loss_on_a_fixed_batch(batch):
+    learner = make_learner(batch, lr=3e-3, target_sync_interval_updates=1000)
+    td0, m0 = learner.update(batch[0])
+    for _ in range(40):
+        _, m = learner.update(batch[0])
+    assert td0.shape == (len(batch[0][spec.ACTION]),) and td0.dtype == np.float32
+    assert m["loss"] < 0.5 * m0["loss"] and learner.updates == 41
+    assert {"loss", "q_mean", "grad_norm", "abs_td_mean"} <= set(m)
+
+
+def test_target_syncs_exactly_on_schedule(batch):
+    learner = make_learner(batch, target_sync_interval_updates=3)
+    synced_after = []
+    for u in range(1, 8):
+        learner.update(batch[0])
+        same = all(
+            torch.equal(a, b) for a, b in zip(learner.online.parameters(), learner.target.parameters(), strict=True)
+        )
+        if same:
+            synced_after.append(u)
+    assert synced_after == [3, 6] and learner.target_version == 2
+
+
+def test_polyak_moves_target_every_update(batch):
+    learner = make_learner(batch, polyak_tau=0.5)
+    before = [p.clone() for p in learner.target.parameters()]
+    learner.update(batch[0])
+    for b, t, o in zip(before, learner.target.parameters(), learner.online.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.5 * (b + o))
+    assert learner.target_version == 0
+
+
+def test_snapshot_round_trips_into_an_actor(batch):
+    learner = make_learner(batch)
+    learner.update(batch[0])
+    version, weights = learner.snapshot()
+    assert version == learner.version == 1 and all(isinstance(v, np.ndarray) for v in weights.values())
+    actor = Actor(EnvConfig(task="tests.fakes:FeedbackEnv", envs_per_actor=4), NET, ActorConfig(), 0, 1, 5)
+    actor.load_weights(version, weights)
+    for k, v in learner.online.state_dict().items():
+        assert torch.equal(actor.network.state_dict()[k], v)
+    assert learner.snapshot()[0] == 2
+
+
+def test_state_dict_round_trip_continues_identically(batch):
+    a = make_learner(batch, target_sync_interval_updates=2)
+    for _ in range(3):
+        a.update(batch[0])
+    state = a.state_dict()
+    b = make_learner(batch, target_sync_interval_updates=2)
+    b.load_state_dict(state)
+    assert (b.updates, b.version, b.target_version) == (a.updates, a.version, a.target_version)
+    td_a, _ = a.update(batch[0])
+    td_b, _ = b.update(batch[0])
+    np.testing.assert_allclose(td_a, td_b, rtol=1e-6, atol=1e-6)
+    for (k, x), y in zip(a.online.state_dict().items(), b.online.state_dict().values(), strict=True):
+        assert torch.equal(x, y), k
+
+
+def test_state_dict_is_weights_only_loadable(batch, tmp_path):
+    learner = make_learner(batch)
+    learner.update(batch[0])
+    torch.save(learner.state_dict(), tmp_path / "s.pt")
+    loaded = torch.load(tmp_path / "s.pt", weights_only=True)
+    make_learner(batch).load_state_dict(loaded)
+
+
+def test_masked_batch_updates(batch):
+    fields, vocab, _ = batch
+    masked = dict(fields)
+    masked[spec.MASK_NEXT] = np.packbits(np.ones((len(fields[spec.ACTION]), vocab), bool), axis=-1, bitorder="little")
+    td, m = make_learner(batch).update(masked)
+    assert np.isfinite(td).all() and np.isfinite(m["loss"])
