@@ -99,3 +99,16 @@ def test_masked_batch_updates(batch):
     masked[spec.MASK_NEXT] = np.packbits(np.ones((len(fields[spec.ACTION]), vocab), bool), axis=-1, bitorder="little")
     td, m = make_learner(batch).update(masked)
     assert np.isfinite(td).all() and np.isfinite(m["loss"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("bf16", [False, True])
+def test_cuda_update_matches_cpu(batch, bf16):
+    cpu = make_learner(batch)
+    _, vocab, max_len = batch
+    gpu = Learner(NET, LearnerConfig(device="cuda", bf16=bf16), vocab, max_len, seed=0)
+    td_cpu, _ = cpu.update(batch[0])
+    td_gpu, m = gpu.update(batch[0])
+    assert np.isfinite(m["loss"]) and gpu.snapshot()[1]["head.advantage.weight"].dtype == np.float32
+    np.testing.assert_allclose(td_gpu, td_cpu, atol=5e-2 if bf16 else 1e-3)
