@@ -9,7 +9,8 @@ One replay item is one n-step transition stored in a fixed-width token row (DESI
   return_n    G = sum_{k<m} gamma^k r_{t+k}, m = steps actually taken in the window (m <= n)
   discount_n  gamma^m when s_{t+m} is not terminal (bootstrap), 0 when the episode terminated inside the window;
               truncation still bootstraps
-  mask_next   optional, [ceil(V/8)] uint8: packed action mask of s_{t+n} (tasks with action masks only)
+  mask_next   optional, [ceil(V/8)] uint8: packed action mask of s_{t+n} (tasks with action masks only),
+              `np.packbits(mask, axis=-1, bitorder="little")` (bit i of byte j = action 8j+i)
 
 Because the Q-network is causal, one forward pass over `tokens` gives Q(s_t, .) at position len_s-1 and
 Q(s_{t+n}, .) at position len_next-1.
