@@ -66,6 +66,11 @@ class RateLimiter:
     def on_insert(self, n: int) -> None:
         self.inserted += int(n)
 
+    def load_counts(self, inserted: int, sampled: int) -> None:
+        """Set both counters, e.g. from counts observed elsewhere (the shards' inserts, the learner's samples)."""
+        self.inserted = int(inserted)
+        self.sampled = int(sampled)
+
     def state_dict(self) -> dict[str, Any]:
         return {"inserted": self.inserted, "sampled": self.sampled}
 

@@ -1,0 +1,1 @@
+"""Thin Ray shells around the core objects (the only package importing ray)."""
