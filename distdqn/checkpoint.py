@@ -265,3 +265,45 @@ def config_for_resume(path: Path, overrides: list[str]) -> tuple[Config, Path]:
 
 def write_config_yaml(directory: Path, config: Config) -> None:
     (directory / "config.yaml").write_text(dump_yaml(config))
+
+
+# ---- whole-run checkpoints ------------------------------------------------------------------------------------
+def save_run(run_dir: Path, config: Config, counters: Any, learner_state: dict[str, Any], actor_states: list[dict],
+             limiter_state: dict[str, Any], write_replay: Callable[[Path], int] | None = None) -> Path:
+    """Write one complete checkpoint of a run (see the module docstring); returns its directory.
+
+    `write_replay(dir)`, when given, writes one snapshot per shard under `dir/shard_<k>/` and returns the count.
+    """
+    import dataclasses
+
+    def write(tmp: Path) -> None:
+        save_learner_state(tmp, learner_state)
+        shards = write_replay(tmp / "replay") if write_replay else 0
+        state = {"format": FORMAT_VERSION, "counters": dataclasses.asdict(counters), "actors": actor_states,
+                 "limiter": limiter_state, "replay_shards": shards, "config": config.to_dict(),
+                 "config_hash": config.hash()}
+        (tmp / STATE_FILE).write_text(json.dumps(state))
+        write_config_yaml(tmp, config)
+
+    return write_atomic(run_dir / "checkpoints", f"{counters.updates:010d}", write, config.checkpoint.keep_last)
+
+
+def load_counters(path: Path):
+    from distdqn.run import Counters
+
+    return Counters(**read_state(find_checkpoint(path))["counters"])
+
+
+def replay_snapshot_dirs(checkpoint: Path) -> list[Path]:
+    """The replay snapshots of a checkpoint, by old shard index ([] when replay was not included)."""
+    n = read_state(checkpoint).get("replay_shards", 0)
+    return [checkpoint / "replay" / f"shard_{k}" for k in range(n)]
+
+
+def load_for_inference(path: Path) -> tuple[Config, dict[str, np.ndarray], Path]:
+    """(config, online weights as numpy, checkpoint dir) for eval/generate."""
+    checkpoint = find_checkpoint(path)
+    config = saved_config(checkpoint)
+    learner_state = load_learner_state(checkpoint)
+    weights = {k: v.numpy() for k, v in learner_state["online"].items()}
+    return config, weights, checkpoint

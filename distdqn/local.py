@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from distdqn import checkpoint as ck
 from distdqn import spec
 from distdqn.actor import Actor
 from distdqn.config import Config
 from distdqn.envs.registry import make_env
 from distdqn.evaluation import evaluate
 from distdqn.learner import Learner
-from distdqn.replay.prioritized import PrioritizedReplay
+from distdqn.replay.prioritized import PrioritizedReplay, load_state_dir, save_state_dir
 from distdqn.replay.rate_limiter import RateLimiter
 from distdqn.run import Counters, RunTracker
 from distdqn.schedules import beta_at
@@ -66,6 +67,8 @@ class LocalRunner:
                     self.evaluate()
                 if self.tracker.log_due():
                     self.tracker.log(self._extras())
+                if self.tracker.checkpoint_due():
+                    self.save_checkpoint()
         except KeyboardInterrupt:
             reason = "interrupted"
         if cfg.run.target_success and c.time_to_target_s is None or c.last_success is None:
@@ -125,6 +128,42 @@ class LocalRunner:
         self.tracker.record_eval(result.success, result.mean_return, result.examples)
         return result.success
 
+    def show_examples(self, n: int) -> None:
+        cfg = self.config
+        _, weights = self.learner.snapshot()
+        result = evaluate(cfg.network, weights, cfg.env, episodes=n, seed=cfg.run.seed + 999, split="test", examples=n)
+        print("held-out generations (greedy):")
+        for prompt, text, ok in result.examples:
+            print(f"  {'+' if ok >= 1 else '-'} {prompt} -> {text}")
+
+    # ---- checkpoints ------------------------------------------------------------------------------------------
+    def save_checkpoint(self, final: bool = False) -> Path:
+        c = self.tracker.counters
+        c.wall_s = self.tracker.wall_s()
+        write_replay = None
+        if self.config.checkpoint.include_replay:
+            def write_replay(directory: Path) -> int:
+                save_state_dir(directory / "shard_0", *self.replay.state_dict())
+                return 1
+        path = ck.save_run(self.tracker.dir, self.config, c, self.learner.state_dict(),
+                           [a.state_dict() for a in self.actors], self.limiter.state_dict(), write_replay)
+        self.tracker.checkpoint_done(path)
+        return path
+
+    def restore(self, path: Path) -> None:
+        """Continue from a checkpoint: learner, actors (by index; extra actors start fresh), limiter, replay."""
+        checkpoint = ck.find_checkpoint(path)
+        state = ck.read_state(checkpoint)
+        self.learner.load_state_dict(ck.load_learner_state(checkpoint, map_location=str(self.learner.device)))
+        for actor, actor_state in zip(self.actors, state["actors"], strict=False):
+            actor.load_state_dict(actor_state)
+        self.limiter.load_state_dict(state["limiter"])
+        for snapshot in ck.replay_snapshot_dirs(checkpoint):
+            restore_replay(self.replay, snapshot, self.tracker.message)
+        self.publish()
+        self.tracker.message(f"[resume] {checkpoint}: env_steps={self.tracker.counters.env_steps} "
+                             f"updates={self.learner.updates} replay={len(self.replay)}")
+
     def _extras(self) -> dict[str, Any]:
         count = sum(n for _, n in self._episode_window)
         success = sum(s * n for s, n in self._episode_window) / count if count else None
@@ -139,3 +178,23 @@ class LocalRunner:
 
     def close(self) -> None:
         self.tracker.close()
+
+
+def restore_replay(replay: PrioritizedReplay, snapshot: Path, say) -> int:
+    """Load one shard snapshot into `replay`: exactly when the layout matches and `replay` is empty, else by
+    re-inserting its items with their priorities (a different shard count). An unreadable snapshot is reported
+    and skipped: the run continues with what it has."""
+    try:
+        arrays, meta = load_state_dir(snapshot)
+    except (OSError, ValueError) as e:
+        say(f"[resume] replay snapshot {snapshot} unreadable ({e}); continuing without it")
+        return 0
+    if len(replay) == 0:
+        try:
+            replay.load_state_dict(arrays, meta)
+            return len(replay)
+        except ValueError:
+            pass  # a different capacity: re-insert below
+    replay.add_prioritized({k.removeprefix("field."): v for k, v in arrays.items() if k.startswith("field.")},
+                           arrays["priorities"])
+    return len(arrays["priorities"])

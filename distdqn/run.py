@@ -41,6 +41,7 @@ class RunTracker:
         self._wall_at_start = self.counters.wall_s
         self._last_log = 0.0
         self._last_eval = time.monotonic()
+        self._last_checkpoint = (time.monotonic(), self.counters.updates)
         self._last_counters = dataclasses.replace(self.counters)
         self._last_rate_time = time.monotonic()
         self.sinks: MultiSink = open_run_sinks(directory, purge_step=self.counters.env_steps or None)
@@ -62,6 +63,19 @@ class RunTracker:
         if run.target_success and c.time_to_target_s is not None:
             return f"target reached (held-out success {c.last_success:.3f} >= {run.target_success})"
         return None
+
+    def checkpoint_due(self) -> bool:
+        """Periodic checkpoints by time (`checkpoint.interval_s`) and/or updates (`checkpoint.interval_updates`)."""
+        ck = self.config.checkpoint
+        when, updates = self._last_checkpoint
+        by_time = ck.interval_s > 0 and time.monotonic() - when >= ck.interval_s
+        by_updates = ck.interval_updates > 0 and self.counters.updates - updates >= ck.interval_updates
+        return by_time or by_updates
+
+    def checkpoint_done(self, path: Path) -> None:
+        self._last_checkpoint = (time.monotonic(), self.counters.updates)
+        self.sinks.write(self.counters.env_steps, {"kind": "checkpoint", "path": str(path),
+                                                   "updates": self.counters.updates, "wall_s": self.wall_s()})
 
     def eval_due(self) -> bool:
         return time.monotonic() - self._last_eval >= self.config.run.eval_interval_s

@@ -102,6 +102,7 @@ def _build(cls: type[T], data: dict, prefix: str, problems: list[str]) -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
+    start = len(problems)
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
@@ -111,6 +112,8 @@ def _build(cls: type[T], data: dict, prefix: str, problems: list[str]) -> T:
         coerced = _coerce(value, hints[key], path, problems)
         if len(problems) == before:  # a value of the wrong type must not reach the dataclass's range checks
             kwargs[key] = coerced
+    if len(problems) > start:  # don't run the dataclass's own checks on a config already known to be wrong
+        return None  # type: ignore[return-value]
     return cls(**kwargs)
 
 

@@ -90,7 +90,7 @@ class LearnerWorker:
 
     def _counters(self) -> dict[str, Any]:
         return {"updates": self.learner.updates, "sampled": self.sampled, "version": self.learner.version,
-                "target_syncs": self.learner.target_syncs}
+                "target_syncs": self.learner.target_version}
 
     # ---- control ----------------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -102,9 +102,6 @@ class LearnerWorker:
             self._window = {k: 0 * v for k, v in self._window.items()}
             metrics = dict(self._metrics)
         return {**self._counters(), "metrics": metrics, "window": window, "replay": self.client.stats()}
-
-    def snapshot(self) -> tuple[int, dict[str, np.ndarray]]:
-        return self.learner.version, self.learner.snapshot_weights()
 
     def state_dict(self) -> dict[str, Any]:
         return {"learner": self.learner.state_dict(), "sampled": self.sampled}
