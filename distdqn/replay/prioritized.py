@@ -110,7 +110,7 @@ class PrioritizedReplay:
         n = self._check_batch(batch)
         if priorities is not None:
             p = self.priority(priorities)
-            if p.shape != (n,) or not np.all(np.isfinite(p)):
+            if p.shape != (n,) or not np.isfinite(p.sum()):  # p >= 0: the sum is finite iff every p is
                 raise ValueError(f"priorities must be {n} finite values, got shape {p.shape}")
         else:
             p = np.full(n, self.max_priority)
@@ -122,9 +122,11 @@ class PrioritizedReplay:
         for name, column in self._data.items():
             values = batch[name][skip:]
             column[start : start + first] = values[:first]
-            column[: n - first] = values[first:]
+            if n > first:
+                column[: n - first] = values[first:]
         self._tree.set_range(start, p[skip : skip + first])
-        self._tree.set_range(0, p[skip + first :])
+        if n > first:
+            self._tree.set_range(0, p[skip + first :])
         if n and priorities is not None:
             self.max_priority = max(self.max_priority, float(p.max()))
         generations = np.arange(self.inserted, self.inserted + n, dtype=np.int64)
@@ -156,7 +158,7 @@ class PrioritizedReplay:
         slots = self._tree.sample_stratified(n, self._rng, size)
         p = self._tree.get(slots)
         out = {name: column[slots] for name, column in self._data.items()}
-        out["weight"] = ((p / self._tree.min) ** -beta).astype(np.float32)
+        out["weight"] = ((p * (1.0 / self._tree.min)) ** -beta).astype(np.float32)
         out["prob"] = p / self._tree.total
         out["priority"] = p
         out["shard"] = np.full(slots.shape[0], self.shard_id, dtype=np.int32)
@@ -181,12 +183,17 @@ class PrioritizedReplay:
         p = self.priority(td_abs)
         if not slots.shape == generations.shape == p.shape or slots.ndim != 1:
             raise ValueError(f"slots {slots.shape}, generations {generations.shape}, td {p.shape} must match")
-        in_range = (slots >= 0) & (slots < len(self))
-        live = in_range & (generations == self.generation_of(np.where(in_range, slots, 0)))
-        finite = np.isfinite(p)
-        self.skipped_nonfinite += int(np.count_nonzero(live & ~finite))
-        keep = live & finite
-        if not keep.all():
+        if slots.size == 0:
+            return 0
+        if slots.min() >= 0 and slots.max() < len(self):  # the common case: no range mask needed
+            live = generations == self.generation_of(slots)
+        else:
+            in_range = (slots >= 0) & (slots < len(self))
+            live = in_range & (generations == self.generation_of(np.where(in_range, slots, 0)))
+        if not (live.all() and np.isfinite(p.sum())):
+            finite = np.isfinite(p)
+            self.skipped_nonfinite += int(np.count_nonzero(live & ~finite))
+            keep = live & finite
             slots, p = slots[keep], p[keep]
         if slots.size:
             self._tree.set(slots, p)
