@@ -157,7 +157,7 @@ class PrioritizedReplay:
             raise ValueError("cannot sample from an empty replay")
         slots = self._tree.sample_stratified(n, self._rng, size)
         p = self._tree.get(slots)
-        out = {name: column[slots] for name, column in self._data.items()}
+        out = {name: column.take(slots, axis=0) for name, column in self._data.items()}
         out["weight"] = ((p * (1.0 / self._tree.min)) ** -beta).astype(np.float32)
         out["prob"] = p / self._tree.total
         out["priority"] = p

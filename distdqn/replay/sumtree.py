@@ -91,7 +91,7 @@ class SumMinTree:
             # `nodes` stays sorted, so parents repeat in runs; writing the same value twice is harmless and cheaper
             # than removing the repeats at every level.
             nodes >>= 1
-            kids = np.take(children, nodes).view(np.float64).reshape(-1, 4)
+            kids = children.take(nodes).view(np.float64).reshape(-1, 4)
             np.add(kids[:, 0], kids[:, 2], out=pair_sum)
             np.minimum(kids[:, 1], kids[:, 3], out=pair_min)
             as_complex[nodes] = records
@@ -147,13 +147,14 @@ class SumMinTree:
         """For each `mass` u in [0, total), the leaf j with prefix(j) <= u < prefix(j) + p_j (all queries at once)."""
         u = np.array(mass, dtype=np.float64)  # a copy: descended in place
         cumsum = self._root_cumsum()  # [num_roots + 1], cumsum[r] = mass before root r
-        root = np.searchsorted(cumsum, u, side="right") - 1
-        np.clip(root, 0, self.num_roots - 1, out=root)
+        root = cumsum.searchsorted(u, side="right")  # >= 1 since cumsum[0] = 0 <= u
+        root -= 1
+        np.minimum(root, self.num_roots - 1, out=root)  # u >= total after rounding
         u -= cumsum[root]
         nodes = root + self.num_roots
         left_sums = self._children[:, 0]  # [n] -> sum of node 2n
         for _ in range(self.levels):
-            left = left_sums[nodes]
+            left = left_sums[nodes]  # fancy indexing: .take would copy this strided view first
             go_right = u >= left
             u -= np.where(go_right, left, 0.0)
             nodes <<= 1
