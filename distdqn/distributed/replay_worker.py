@@ -257,6 +257,8 @@ class ShardedReplayClient:
         self.inserted = np.zeros(k, dtype=np.int64)
         self.dead: dict[int, str] = {}
         self.timeouts = 0
+        self.bad_answers = 0
+        self.last_error = ""
         self.updates_applied = 0
         self._refreshed_s = -math.inf  # monotonic time of the latest shard report
         self._pending: collections.deque[_Request] = collections.deque()
@@ -360,9 +362,15 @@ class ShardedReplayClient:
         answers = self._gather({r: request.refs[r] for r in ready}, timeout_s=0)
         messages = {}
         for shard, data in answers:
-            if data is not None:
+            if data is None:  # the shard is empty
+                continue
+            try:
                 messages[shard] = wire.decode_sample(data, self.schema)
-                self._note(shard, messages[shard].meta)
+            except wire.WireError as error:  # a shard built with another schema: skip its part, say so
+                self.bad_answers += 1
+                self.last_error = f"shard {shard}: {error}"
+                continue
+            self._note(shard, messages[shard].meta)
         return self._merge(messages, request.beta) if messages else None
 
     def _merge(self, messages: dict[int, wire.Message], beta: float) -> dict[str, np.ndarray]:
@@ -401,12 +409,15 @@ class ShardedReplayClient:
     def _reap_updates(self, keep: int) -> None:
         """Collect finished update calls; wait for the oldest ones while more than `keep` are in flight."""
         refs = [ref for ref, _ in self._updates]
+        if not refs:
+            return
         excess = len(refs) - keep
         if excess > 0:
             ray.wait(refs[:excess], num_returns=excess, timeout=self.call_timeout_s)
-        results = self._gather(dict(self._updates), timeout_s=0)
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        owners = dict(self._updates)
+        results = self._gather({ref: owners[ref] for ref in ready}, timeout_s=0)
         self.updates_applied += sum(int(applied) for _, applied in results)
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
         done = set(ready)
         self._updates = collections.deque((r, k) for r, k in self._updates if r not in done)
 
@@ -418,6 +429,8 @@ class ShardedReplayClient:
         return {
             "dead": dict(self.dead),
             "timeouts": self.timeouts,
+            "bad_answers": self.bad_answers,
+            "last_error": self.last_error,
             "pending_requests": len(self._pending),
             "pending_updates": len(self._updates),
             "updates_applied": self.updates_applied,
