@@ -176,7 +176,7 @@ class Actor:
 
     def load_weights(self, version: int, state: dict[str, np.ndarray]) -> None:
         """Adopt the learner's weights (a numpy state dict from `Learner.snapshot`) as weights `version`."""
-        self.network.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+        self.network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})  # copy: Ray hands read-only views
         self.weights_version = int(version)
         self._fresh = np.ones(self.num_envs, dtype=bool)  # recompute every slot's state under the new weights
         self._q = self._mq = None

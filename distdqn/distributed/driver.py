@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import ray
 
+from distdqn import checkpoint as ck
 from distdqn.config import Config
 from distdqn.distributed.actor_worker import REMOTE_FAILURES, ActorWorker
-from distdqn.distributed.launcher import cluster_has_gpu, init_ray
+from distdqn.distributed.launcher import check_resources, cluster_has_gpu, init_ray
 from distdqn.distributed.learner_worker import LearnerWorker
 from distdqn.distributed.param_store import ParameterStore
 from distdqn.distributed.replay_worker import ReplayShardWorker
@@ -44,6 +45,15 @@ def make_actor(config: Config, topo_shards: list, param_store, index: int, incar
         incarnation, topo_shards, param_store, c.cluster.call_timeout_s)
 
 
+def cpus_needed(c: Config) -> tuple[float, str]:
+    """CPUs the topology requests, and the arithmetic behind the number."""
+    actors = c.actor.num_actors * c.cluster.actor_num_cpus
+    shards = c.replay.num_shards * c.cluster.shard_num_cpus
+    total = actors + shards + c.cluster.learner_num_cpus
+    return total, (f"{c.actor.num_actors} actors x {c.cluster.actor_num_cpus:g} + {c.replay.num_shards} shards x "
+                   f"{c.cluster.shard_num_cpus:g} + learner {c.cluster.learner_num_cpus:g} = {total:g}")
+
+
 def connect_components(config: Config, vocab_size: int, max_len: int, with_mask: bool) -> Topology:
     """The whole component graph in one place: parameter store, K replay shards, the learner, N actors.
 
@@ -51,13 +61,13 @@ def connect_components(config: Config, vocab_size: int, max_len: int, with_mask:
     `cluster.shard_num_cpus`, the learner one GPU when the cluster has one (or when asked), else CPUs.
     """
     c = config
-    param_store = ray.remote(ParameterStore).options(num_cpus=0).remote()
-    per_shard = c.replay.capacity // c.replay.num_shards
-    shard_replay = dataclasses.replace(c.replay, capacity=per_shard)
-    shards = [ray.remote(ReplayShardWorker).options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1).remote(
-        k, vocab_size, max_len, with_mask, shard_replay, c.run.seed * 7919 + k) for k in range(c.replay.num_shards)]
     gpus = c.cluster.learner_num_gpus
     num_gpus = 1 if gpus == "1" or (gpus == "auto" and cluster_has_gpu()) else 0
+    cpus, breakdown = cpus_needed(c)
+    check_resources(cpus, num_gpus, breakdown)
+    param_store = ray.remote(ParameterStore).options(num_cpus=0).remote()
+    shards = [ray.remote(ReplayShardWorker).options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1).remote(
+        k, vocab_size, max_len, with_mask, c.replay, c.run.seed * 7919 + k) for k in range(c.replay.num_shards)]
     learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
     learner = ray.remote(LearnerWorker).options(num_cpus=c.cluster.learner_num_cpus, num_gpus=num_gpus,
                                                 max_concurrency=2).remote(
@@ -73,7 +83,7 @@ class DistributedRunner:
     def __init__(self, config: Config, directory: Path, counters: Counters | None = None, quiet: bool = False):
         self.config = config
         self.directory = directory
-        self.started_ray = init_ray(config.cluster)
+        self.started_ray = init_ray(config.cluster, cpus_needed=cpus_needed(config)[0])
         self.vocab_size, self.max_len, self.with_mask = env_shape(config)
         self.topo = connect_components(config, self.vocab_size, self.max_len, self.with_mask)
         self.tracker = RunTracker(config, directory, counters, quiet=quiet)
@@ -104,6 +114,8 @@ class DistributedRunner:
                 self._poll()
                 if self.tracker.eval_due():
                     self.evaluate()
+                if self.tracker.checkpoint_due():
+                    self.save_checkpoint()
         except KeyboardInterrupt:
             reason = "interrupted"
         self._stop_workers()
@@ -234,6 +246,51 @@ class DistributedRunner:
         print("held-out generations (greedy):")
         for prompt, text, ok in result.examples:
             print(f"  {'+' if ok >= 1 else '-'} {prompt} -> {text}")
+
+    # ---- checkpoints ------------------------------------------------------------------------------------------
+    def save_checkpoint(self, final: bool = False) -> Path:
+        """Learner, actors and (with checkpoint.include_replay) every shard, written by the shard itself into the
+        checkpoint's temporary directory (on a multi-node cluster the run directory must be shared storage)."""
+        topo, c = self.topo, self.tracker.counters
+        timeout = max(self.config.cluster.call_timeout_s, 600)
+        learner = ray.get(topo.learner.state_dict.remote(), timeout=timeout)
+        actors = ray.get([a.state_dict.remote() for a in topo.actors], timeout=timeout)
+        c.wall_s = self.tracker.wall_s()
+        write_replay = None
+        if self.config.checkpoint.include_replay:
+            def write_replay(directory: Path) -> int:
+                refs = [s.snapshot.remote(str(directory / f"shard_{k}")) for k, s in enumerate(topo.shards)]
+                for report in ray.get(refs, timeout=timeout):
+                    if not report["saved"]:
+                        raise OSError(f"replay snapshot failed: {report['error']}")
+                return len(refs)
+        path = ck.save_run(self.directory, self.config, c, learner["learner"], actors, learner["limiter"],
+                           write_replay)
+        self.tracker.checkpoint_done(path)
+        return path
+
+    def restore(self, path: Path) -> None:
+        """Continue from a checkpoint. A different actor count works (actors beyond the saved ones start fresh);
+        a different shard count too: old shard i's snapshot goes to new shard i mod K."""
+        topo = self.topo
+        checkpoint = ck.find_checkpoint(path)
+        state = ck.read_state(checkpoint)
+        timeout = max(self.config.cluster.call_timeout_s, 600)
+        learner_state = ck.load_learner_state(checkpoint)
+        snapshots = ck.replay_snapshot_dirs(checkpoint)
+        k = len(topo.shards)
+        reports = ray.get([s.restore_many.remote([str(p) for i, p in enumerate(snapshots) if i % k == j])
+                           for j, s in enumerate(topo.shards)], timeout=timeout)
+        for report in reports:
+            if report.get("error"):
+                self.tracker.message(f"[resume] shard {report.get('shard')}: {report['error']}; it starts empty")
+        ray.get(topo.learner.load_state_dict.remote({"learner": learner_state, "limiter": state["limiter"]},
+                                                    restored_replay=sum(r.get("size", 0) for r in reports)),
+                timeout=timeout)
+        ray.get([a.load_state_dict.remote(s) for a, s in zip(topo.actors, state["actors"], strict=False)],
+                timeout=timeout)
+        self.tracker.message(f"[resume] {checkpoint}: env_steps={self.tracker.counters.env_steps} "
+                             f"updates={self.tracker.counters.updates} replay={sum(r.get('size', 0) for r in reports)}")
 
     # ---- shutdown ---------------------------------------------------------------------------------------------
     def _stop_workers(self) -> None:

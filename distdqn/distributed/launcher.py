@@ -5,6 +5,7 @@ This module and its siblings in `distdqn/distributed/` are the only code that im
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from pathlib import Path
@@ -42,11 +43,12 @@ def check_reachable(address: str, timeout_s: float = 3.0) -> None:
                                   "is the head node running (`ray start --head`) and the port open?") from None
 
 
-def init_ray(cluster: ClusterConfig, runtime_env: dict | None = None) -> bool:
+def init_ray(cluster: ClusterConfig, runtime_env: dict | None = None, cpus_needed: float = 0.0) -> bool:
     """Start or join Ray; True when this call started the instance (and so must shut it down).
 
     No address (neither `cluster.address` nor RAY_ADDRESS) means a fresh embedded instance, never an instance that
-    happens to run on the machine (`address="local"`). Joining by address uses Ray's token authentication: Ray 2.59+
+    happens to run on the machine (`address="local"`), with `cluster.num_cpus` logical CPUs (default: this machine's
+    count, raised to `cpus_needed` so the topology fits; Ray CPUs are scheduling tokens, the OS shares the cores). Joining by address uses Ray's token authentication: Ray 2.59+
     starts clusters with RAY_AUTH_MODE=token, and a client must then set it too and find the token (RAY_AUTH_TOKEN,
     RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, as printed by `ray get-auth-token` on the head node).
     """
@@ -54,7 +56,7 @@ def init_ray(cluster: ClusterConfig, runtime_env: dict | None = None) -> bool:
         return False
     address = cluster.address or os.environ.get("RAY_ADDRESS", "")
     if not address:
-        num_cpus = cluster.num_cpus or os.cpu_count() or 1
+        num_cpus = cluster.num_cpus or max(os.cpu_count() or 1, math.ceil(cpus_needed))
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env,
                  logging_level="WARNING", configure_logging=True)
         return True
@@ -74,3 +76,13 @@ def init_ray(cluster: ClusterConfig, runtime_env: dict | None = None) -> bool:
 
 def cluster_has_gpu() -> bool:
     return ray.cluster_resources().get("GPU", 0) >= 1
+
+
+def check_resources(cpus_needed: float, gpus_needed: float, breakdown: str) -> None:
+    """Fail at once, showing the arithmetic, when the cluster cannot fit the topology (instead of hanging)."""
+    have = ray.cluster_resources()
+    cpus, gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
+    if cpus_needed > cpus or gpus_needed > gpus:
+        raise ClusterConnectError(f"the run needs {cpus_needed:g} CPUs and {gpus_needed:g} GPUs ({breakdown}) but the "
+                                  f"Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs; lower --actors or "
+                                  "cluster.actor_num_cpus, or add nodes")

@@ -26,12 +26,11 @@ class LearnerWorker:
         self.learner = Learner(network_config, learner_config, vocab_size, max_len, seed=seed)
         self.config = learner_config
         self.replay_config = replay_config
-        self.client = ShardedReplayClient(shards, seed=seed, call_timeout_s=call_timeout_s)
-        self.param_store = param_store
-        self.call_timeout_s = call_timeout_s
         self.limiter = RateLimiter(replay_config.min_size_to_sample, replay_config.samples_per_insert,
                                    replay_config.samples_per_insert_tolerance)
-        self.sampled = 0
+        self.client = ShardedReplayClient(shards, rate_limiter=self.limiter, seed=seed, call_timeout_s=call_timeout_s)
+        self.param_store = param_store
+        self.call_timeout_s = call_timeout_s
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._metrics: dict[str, float] = {}
@@ -40,26 +39,30 @@ class LearnerWorker:
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        """Train until stopped: keep `prefetch` sample requests in flight (the client's rate limiter decides whether
+        one may be sent), update on each batch as it arrives, route new priorities back without waiting."""
         cfg = self.config
-        bs = cfg.batch_size
         self.publish()
-        last_report = time.monotonic()
+        last_report = 0.0
         while not self._stop.is_set():
+            if time.monotonic() - last_report > 0.1:  # actors throttle on these counts: report while idle too
+                self._report()
+                last_report = time.monotonic()
             t0 = time.perf_counter()
-            size, inserted = self.client.refresh_if_stale()
-            self.limiter.load_counts(inserted=inserted, sampled=self.sampled)
-            # keep `prefetch` requests in flight, as far as the limiter allows
-            while self.client.in_flight < cfg.prefetch and self.limiter.can_sample(
-                    bs * (self.client.in_flight + 1), size):
-                self.client.request(bs, beta_at(self.replay_config, self.learner.updates))
-            batch = self.client.next_ready(timeout=0.05)
+            # shard sizes and insert counts arrive with every sample answer; poll them while starved
+            self.client.refresh_if_stale(max_age_s=1.0 if self.client.in_flight else 0.05)
+            while self.client.in_flight < cfg.prefetch:
+                if not self.client.request(cfg.batch_size, beta_at(self.replay_config, self.learner.updates)):
+                    break
+            batch = self.client.next_ready(timeout=0.05) if self.client.in_flight else None
             t1 = time.perf_counter()
             if batch is None:
-                self._window["t_wait"] += t1 - t0
+                if not self.client.in_flight:
+                    time.sleep(0.01)  # waiting for inserts (min size or the samples-per-insert band)
+                self._window["t_wait"] += time.perf_counter() - t0
                 continue
             td_abs, metrics = self.learner.update(batch)
             self.client.update_priorities(batch, td_abs)
-            self.sampled += len(td_abs)
             t2 = time.perf_counter()
             with self._lock:
                 self._metrics = {k: float(v) for k, v in metrics.items() if np.isscalar(v)}
@@ -69,9 +72,7 @@ class LearnerWorker:
             if self.learner.updates % cfg.publish_interval_updates == 0:
                 self.publish()
                 self._window["t_publish"] += time.perf_counter() - t2
-            elif time.monotonic() - last_report > 0.25:
-                self._report()
-                last_report = time.monotonic()
+        self.client.flush()
         return self.stats()
 
     def publish(self) -> int:
@@ -89,7 +90,7 @@ class LearnerWorker:
         self.param_store.report.remote(self._counters())  # fire-and-forget
 
     def _counters(self) -> dict[str, Any]:
-        return {"updates": self.learner.updates, "sampled": self.sampled, "version": self.learner.version,
+        return {"updates": self.learner.updates, "sampled": self.limiter.sampled, "version": self.learner.version,
                 "target_syncs": self.learner.target_version}
 
     # ---- control ----------------------------------------------------------------------------------------------
@@ -104,11 +105,17 @@ class LearnerWorker:
         return {**self._counters(), "metrics": metrics, "window": window, "replay": self.client.stats()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"learner": self.learner.state_dict(), "sampled": self.sampled}
+        return {"learner": self.learner.state_dict(), "limiter": self.limiter.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], restored_replay: int | None = None) -> None:
+        """Restore the learner. The limiter restarts inside its band for the replay as restored (an empty replay
+        after a resume without snapshots must not leave the learner owing samples to inserts that are gone)."""
         self.learner.load_state_dict(state["learner"])
-        self.sampled = int(state.get("sampled", 0))
+        self.limiter.load_state_dict(state["limiter"])
+        if restored_replay is not None:
+            self.client.refresh()
+            self.limiter.inserted = int(self.client.inserted.sum())
+            self.limiter.sampled = int(self.limiter.expected_samples())
 
     def ping(self) -> bool:
         return True
