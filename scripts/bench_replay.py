@@ -71,37 +71,41 @@ class Subject:
         self.fill_s = time.perf_counter() - start
         self.memory = rss_bytes() - rss0
         self.td = np.random.default_rng(1).random((16, SAMPLE_BATCH)) * 2
-        self.inserted = self.rounds = 0
-        self.insert_s = self.sample_s = self.update_s = 0.0
+        self.rounds = 0
+        self.insert_rates: list[float] = []  # per timed block, so the report can take medians
+        self.sample_times: list[tuple[float, float]] = []  # (sample_s, update_s) per block
 
     def insert_block(self) -> None:
         """Steady state: inserts into the full ring (each evicts the oldest items)."""
         start = time.perf_counter()
         for batch, priorities in self.pool:
             self.insert(batch, priorities)
-        self.insert_s += time.perf_counter() - start
-        self.inserted += len(self.pool) * INSERT_CHUNK
+        self.insert_rates.append(len(self.pool) * INSERT_CHUNK / (time.perf_counter() - start))
 
     def sample_block(self, rounds: int = 20) -> None:
+        sample_s = update_s = 0.0
         for _ in range(rounds):
             t0 = time.perf_counter()
             keys = self.sample()
             t1 = time.perf_counter()
             self.update(keys, self.td[self.rounds % 16])
-            self.sample_s += t1 - t0
-            self.update_s += time.perf_counter() - t1
+            sample_s += t1 - t0
+            update_s += time.perf_counter() - t1
             self.rounds += 1
+        self.sample_times.append((sample_s / rounds, update_s / rounds))
 
     def result(self) -> dict:
-        n = self.rounds * SAMPLE_BATCH
+        """Medians over the timed blocks: robust to preemption by other processes without picking the best run."""
+        sample_s, update_s = (float(np.median(column)) for column in zip(*self.sample_times, strict=True))
+        both_s = float(np.median([s + u for s, u in self.sample_times]))
         return {
             "name": self.name,
             "capacity": self.capacity,
             "fill_inserts_per_s": self.fill_chunks * INSERT_CHUNK / self.fill_s,
-            "inserts_per_s": self.inserted / self.insert_s,
-            "sampled_per_s": n / self.sample_s,
-            "updates_per_s": n / self.update_s,
-            "sample_update_per_s": n / (self.sample_s + self.update_s),
+            "inserts_per_s": float(np.median(self.insert_rates)),
+            "sampled_per_s": SAMPLE_BATCH / sample_s,
+            "updates_per_s": SAMPLE_BATCH / update_s,
+            "sample_update_per_s": SAMPLE_BATCH / both_s,
             "bytes_per_transition": self.memory / self.capacity,
             "memory_vs_raw": self.memory / self.capacity / RAW_BYTES,
         }

@@ -30,14 +30,18 @@ def make_batch(vocab: int, max_len: int, n: int, seed: int = 0) -> dict[str, np.
     return batch
 
 
-def rate(fn, seconds: float) -> float:
-    """Calls per second of `fn` over about `seconds`."""
+def rate(fn, seconds: float, repeats: int = 7) -> float:
+    """Calls per second of `fn`: the median over `repeats` runs of about seconds / repeats each (robust to the
+    preemptions of a shared machine without picking the luckiest run)."""
     fn()  # warm-up
-    calls, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        fn()
-        calls += 1
-    return calls / elapsed
+    rates = []
+    for _ in range(repeats):
+        calls, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds / repeats:
+            fn()
+            calls += 1
+        rates.append(calls / elapsed)
+    return float(np.median(rates))
 
 
 def bench(vocab: int, max_len: int, batch_size: int, seconds: float) -> dict:
