@@ -50,7 +50,7 @@ def evaluate(
         **env_config.options,
     )
     network = build_network(network_config, env.vocab_size, env.max_len).eval()
-    network.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})  # copy: may be read-only
     quota = np.full(num_envs, episodes // num_envs) + (np.arange(num_envs) < episodes % num_envs)
     returns, successes, lengths, shown = [], [], [], []
     ep_return = np.zeros(num_envs)

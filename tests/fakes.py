@@ -22,17 +22,26 @@ class CopyEnv(TextEnv):
     LETTERS = tuple("abcdefgh")
 
     def __init__(
-        self, num_envs: int, seed: int = 0, split: str = "train", difficulty: str = "easy", max_steps: int = 4
+        self,
+        num_envs: int,
+        seed: int = 0,
+        split: str = "train",
+        difficulty: str = "easy",
+        max_steps: int = 4,
+        held_out: bool = True,
     ):
         vocab = Vocab([PAD, EOS, "copy", *self.LETTERS])
         super().__init__(num_envs, vocab, max_len=2 + max_steps, max_steps=max_steps, seed=seed, split=split)
         self.eos = vocab.id(EOS)
         self.first_letter = vocab.id("a")
         self.target = np.zeros(num_envs, dtype=np.int32)
+        self.held_out = held_out
 
     def _reset_slots(self, idx):
-        # train: letters a-f, test: letters g-h (held-out prompts)
+        # train: letters a-f, test: letters g-h (held-out prompts), or a-h for both when held_out is False
         lo, hi = (0, 6) if self.split == "train" else (6, 8)
+        if not self.held_out:
+            lo, hi = 0, 8
         letter = self.first_letter + self.rng.integers(lo, hi, size=idx.size)
         self.tokens[idx, 0] = self.vocab.id("copy")
         self.tokens[idx, 1] = letter
