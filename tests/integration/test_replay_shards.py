@@ -2,6 +2,7 @@
 snapshots, a dead shard, and nothing left running afterwards."""
 
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -28,6 +29,7 @@ def ray_local():
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)
     if previous is None:
         del os.environ["RAY_TMPDIR"]
     else:
