@@ -36,7 +36,7 @@ STATE_FILE = "state.json"
 LATEST = "latest"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated or corrupt; the message names the file."""
 
 

@@ -4,6 +4,7 @@ show-config and tasks."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -79,13 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_config(args: argparse.Namespace) -> Config:
+def cli_overrides(args: argparse.Namespace) -> list[str]:
+    """Dotted overrides from the positional KEY=VALUE items and the shortcut flags (flags win)."""
     overrides = list(getattr(args, "overrides", []) or [])
     for flag, key in FLAG_KEYS.items():
         value = getattr(args, flag, None)
         if value is not None:
             overrides.append(f"{key}={value}")
-    return load_config(args.config, overrides)
+    return overrides
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    return load_config(args.config, cli_overrides(args))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -93,9 +99,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from distdqn.trainer import train
 
     if args.resume:
-        from distdqn.checkpoint import resume_config
+        from distdqn.checkpoint import config_for_resume
 
-        config = resume_config(Path(args.resume), args)
+        if args.config:
+            raise ValueError("--config cannot be combined with --resume: the checkpoint's config is used; "
+                             "change it with dotted overrides or flags")
+        config, _ = config_for_resume(Path(args.resume), cli_overrides(args))
     else:
         config = resolve_config(args)
     directory = prepare_run_dir(config)
@@ -159,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"distdqn: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ConnectionError) as e:  # bad input, corrupt checkpoint, no cluster
+        if os.environ.get("DISTDQN_DEBUG"):
+            raise
         print(f"distdqn: error: {e}", file=sys.stderr)
         return 2
     return 1

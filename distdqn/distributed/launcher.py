@@ -15,7 +15,7 @@ import ray
 from distdqn.config import ClusterConfig
 
 
-class ClusterConnectError(RuntimeError):
+class ClusterConnectError(ConnectionError):
     """Ray could not be reached or started; the message is one line a user can act on."""
 
 

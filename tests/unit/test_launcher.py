@@ -1,0 +1,56 @@
+"""Joining a cluster: an unreachable address fails within seconds with one line; a missing token is named."""
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from distdqn.config import ClusterConfig
+from distdqn.distributed.launcher import ClusterConnectError, check_reachable, init_ray
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the socket goes
+
+
+def test_unreachable_address_fails_fast():
+    start = time.monotonic()
+    with pytest.raises(ClusterConnectError, match="cannot reach the Ray cluster at 127.0.0.1"):
+        check_reachable(f"127.0.0.1:{_closed_port()}")
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("address", ["nonsense", "host:", ":6379"])
+def test_malformed_address(address):
+    with pytest.raises(ClusterConnectError, match="host:port"):
+        check_reachable(address)
+
+
+def test_missing_token_is_explained(monkeypatch, tmp_path):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+        monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+        monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+        with pytest.raises(ClusterConnectError, match="ray get-auth-token"):
+            init_ray(ClusterConfig(address=f"127.0.0.1:{port}"))
+
+
+def test_cli_unreachable_address_is_one_line():
+    port = _closed_port()
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "distdqn", "train", "--address", f"127.0.0.1:{port}",
+                          "--max-updates", "1", "--run-dir", "/tmp/distdqn-unreachable-test"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert time.monotonic() - start < 60
+    lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
+    assert lines == [f"distdqn: error: cannot reach the Ray cluster at 127.0.0.1:{port} (Connection refused); "
+                     "is the head node running (`ray start --head`) and the port open?"]
