@@ -19,6 +19,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -165,7 +166,7 @@ def bench_ray_shard(capacity: int, seconds: float) -> dict:
     from distdqn.config import ReplayConfig
     from distdqn.distributed.replay_worker import ReplayShardWorker, ShardedReplayClient
 
-    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rb-", dir="/tmp")
+    ray_tmp = os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rb-", dir="/tmp")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         config = ReplayConfig(capacity=capacity, num_shards=1, alpha=ALPHA, priority_eps=EPS, min_size_to_sample=512,
@@ -198,6 +199,7 @@ def bench_ray_shard(capacity: int, seconds: float) -> dict:
         ray.kill(shard)
     finally:
         ray.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     return {
         "name": "Ray shard end to end",
         "capacity": capacity,
