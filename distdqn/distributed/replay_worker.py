@@ -208,6 +208,31 @@ class ReplayShardWorker:
             return {"restored": False, "path": str(path), "size": 0, "error": f"{type(error).__name__}: {error}"}
         return {"restored": True, "path": str(path), "size": len(self.replay), "error": None}
 
+    def restore_many(self, paths: list[str]) -> dict[str, Any]:
+        """Restore from the snapshots of zero or more shards of an earlier run (a different shard count on resume).
+
+        One snapshot of this shard's exact layout is restored as is (counters and streams included); otherwise
+        every readable snapshot's items are re-inserted with their priorities, oldest snapshot first, the ring
+        evicting the oldest when they exceed this shard's capacity. Unreadable snapshots are skipped and reported;
+        this never raises, so a shard always starts.
+        """
+        if len(paths) == 1:
+            report = self.restore(paths[0])
+            if report["restored"]:
+                return {**report, "shard": self.shard_id}
+        self._reset()
+        errors = []
+        for path in paths:
+            try:
+                arrays, _ = load_state_dir(path)
+                columns = {name: arrays[f"field.{name}"] for name in self.schema}
+                self.replay.add_prioritized(columns, arrays["priorities"])
+            except (OSError, KeyError, TypeError, ValueError) as error:
+                errors.append(f"{path}: {type(error).__name__}: {error}")
+        self.limiter.on_insert(len(self.replay))
+        return {"restored": not errors, "shard": self.shard_id, "size": len(self.replay),
+                "error": "; ".join(errors) or None}
+
 
 @dataclass
 class _Request:

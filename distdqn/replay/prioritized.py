@@ -114,6 +114,18 @@ class PrioritizedReplay:
                 raise ValueError(f"priorities must be {n} finite values, got shape {p.shape}")
         else:
             p = np.full(n, self.max_priority)
+        return self._insert(batch, n, p, update_max=priorities is not None)
+
+    def add_prioritized(self, batch: dict[str, np.ndarray], p_alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Append items whose priorities are already exponentiated (p = (|delta| + eps) ** alpha), e.g. the items of
+        another shard's snapshot when a run resumes with a different shard count."""
+        n = self._check_batch(batch)
+        p = np.asarray(p_alpha, dtype=np.float64)
+        if p.shape != (n,) or not np.isfinite(p.sum()) or (n and p.min() <= 0):
+            raise ValueError(f"priorities must be {n} finite positive values, got shape {p.shape}")
+        return self._insert(batch, n, p, update_max=True)
+
+    def _insert(self, batch: dict[str, np.ndarray], n: int, p: np.ndarray, update_max: bool):
         skip = max(0, n - self.capacity)
         self.inserted += skip
         n -= skip
@@ -127,7 +139,7 @@ class PrioritizedReplay:
         self._tree.set_range(start, p[skip : skip + first])
         if n > first:
             self._tree.set_range(0, p[skip + first :])
-        if n and priorities is not None:
+        if n and update_max:
             self.max_priority = max(self.max_priority, float(p.max()))
         generations = np.arange(self.inserted, self.inserted + n, dtype=np.int64)
         self.inserted += n

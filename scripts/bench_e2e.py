@@ -1,0 +1,117 @@
+"""End-to-end benchmark: the distributed runtime against the local runner, in the same process run.
+
+Part 1 (time to target): for each easy task, wall-clock seconds and env steps until held-out success reaches the
+task's target, with `configs/<task>_easy.yaml` when it exists, for both runtimes. "wall" counts from the command's
+start (Ray start-up included); "to target" is the run clock the summaries report.
+Part 2 (throughput): env steps/s and learner sampled transitions/s for 1, 2 and 4 actors, with the share of actor
+time lost to serialization and remote calls (encode + push + back-pressure wait + weight pulls) and to the
+samples-per-insert throttle, for both runtimes.
+
+    python scripts/bench_e2e.py [--quick] [--json PATH] [--tasks keyword,grammar] [--actors 1,2,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from distdqn.config import load_config  # noqa: E402
+
+TARGETS = {"keyword": 0.95, "grammar": 0.99, "arithmetic": 0.99, "shortest_path": 0.95, "sentiment": 0.9,
+           "translation": 0.9, "wordle": 0.9}
+
+
+def task_config(task: str, overrides: list[str]):
+    path = REPO / "configs" / f"{task}_easy.yaml"
+    base = [f"env.task={task}", "env.difficulty=easy"] if not path.is_file() else []
+    return load_config(path if path.is_file() else None, [*base, *overrides])
+
+
+def run_once(runtime: str, task: str, overrides: list[str]) -> dict:
+    from distdqn.distributed.driver import DistributedRunner
+    from distdqn.local import LocalRunner
+
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{runtime}-{task}-"))
+    config = task_config(task, [f"run.run_dir={tmp}", "checkpoint.interval_s=0", *overrides])
+    start = time.monotonic()
+    runner = (LocalRunner if runtime == "local" else DistributedRunner)(config, tmp, quiet=True)
+    try:
+        summary = runner.train()
+        extras = runner._extras()
+    finally:
+        runner.close()
+    summary["total_wall_s"] = time.monotonic() - start
+    summary["actor_overhead_frac"] = extras.get("actor.overhead_frac")
+    summary["actor_throttle_frac"] = extras.get("actor.throttle_frac")
+    c = runner.tracker.counters
+    summary["sampled"] = c.sampled
+    return summary
+
+
+def fmt(value, spec=".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="keyword only, short budgets (about a minute)")
+    parser.add_argument("--tasks", default="keyword,grammar,arithmetic,shortest_path")
+    parser.add_argument("--actors", default="1,2,4")
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="budget per time-to-target run")
+    parser.add_argument("--throughput-seconds", type=float, default=30.0, help="length of each throughput run")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+    tasks = ["keyword"] if args.quick else args.tasks.split(",")
+    actor_counts = [2] if args.quick else [int(n) for n in args.actors.split(",")]
+    budget = 25.0 if args.quick else args.max_seconds
+    tput_s = 10.0 if args.quick else args.throughput_seconds
+    rows = []
+
+    print(f"{'part':10s} {'task':14s} {'runtime':12s} {'actors':>6s} {'to target s':>11s} {'steps to tgt':>12s} "
+          f"{'wall s':>7s} {'success':>7s} {'steps/s':>9s} {'sampled/s':>9s} {'overhead':>8s} {'throttle':>8s}")
+    for task in tasks:
+        for runtime in ("local", "distributed"):
+            s = run_once(runtime, task, [f"run.target_success={TARGETS[task]}", f"run.max_seconds={budget}"])
+            row = {"part": "target", "task": task, "runtime": runtime, "actors": None,
+                   "time_to_target_s": s["time_to_target_s"], "env_steps_to_target": s["env_steps_to_target"],
+                   "total_wall_s": s["total_wall_s"], "final_success": s["final_success"],
+                   "env_steps_per_s": s["env_steps"] / s["wall_s"], "sampled_per_s": s["sampled"] / s["wall_s"],
+                   "actor_overhead_frac": s["actor_overhead_frac"], "actor_throttle_frac": s["actor_throttle_frac"]}
+            rows.append(row)
+            print_row(row)
+    for n in actor_counts:
+        for runtime in ("local", "distributed"):
+            s = run_once(runtime, "keyword", [f"actor.num_actors={n}", f"run.max_seconds={tput_s}",
+                                              "run.eval_interval_s=1e9", "run.target_success=0"])
+            row = {"part": "throughput", "task": "keyword", "runtime": runtime, "actors": n,
+                   "time_to_target_s": None, "env_steps_to_target": None, "total_wall_s": s["total_wall_s"],
+                   "final_success": s["final_success"], "env_steps_per_s": s["env_steps"] / s["wall_s"],
+                   "sampled_per_s": s["sampled"] / s["wall_s"], "actor_overhead_frac": s["actor_overhead_frac"],
+                   "actor_throttle_frac": s["actor_throttle_frac"]}
+            rows.append(row)
+            print_row(row)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+
+
+def print_row(r: dict) -> None:
+    tgt = fmt(r["time_to_target_s"]) if r["part"] == "target" else ""
+    if r["part"] == "target" and r["time_to_target_s"] is None:
+        tgt = "not reached"
+    print(f"{r['part']:10s} {r['task']:14s} {r['runtime']:12s} {fmt(r['actors'], 'd') if r['actors'] else '':>6s} "
+          f"{tgt:>11s} {fmt(r['env_steps_to_target'], ',d'):>12s} {r['total_wall_s']:7.1f} "
+          f"{fmt(r['final_success'], '.3f'):>7s} {r['env_steps_per_s']:9,.0f} {r['sampled_per_s']:9,.0f} "
+          f"{fmt(r['actor_overhead_frac'], '.1%'):>8s} {fmt(r['actor_throttle_frac'], '.1%'):>8s}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
