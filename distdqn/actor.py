@@ -130,7 +130,9 @@ class Actor:
                     actions[explore] = random_legal(self.rng, explore.size, self.vocab_size, mask)
                 q_sa = self._q[self._rows, actions]
                 len_s = self._obs.length.copy()  # the env updates its arrays in place
-                self._obs, reward, terminated, _, info = self.env.step(actions)
+                self._obs, reward, terminated, truncated, info = self.env.step(actions)
+                if not self.config.bootstrap_on_truncation:
+                    terminated = terminated | truncated  # see ActorConfig.bootstrap_on_truncation
                 done = info.done_idx
                 max_q_final = self._final_max_q(info, terminated)  # before `advance` resets those slots
                 reset = np.zeros(self.num_envs, dtype=bool)

@@ -154,7 +154,14 @@ def cmd_tasks() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # dotted overrides may come after flags (`--actors 4 learner.lr=1e-4`): argparse leaves those in `extra`
+    unknown = [item for item in extra if item.startswith("-") or "=" not in item]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = [*(args.overrides or []), *extra]
     try:
         if args.command == "train":
             return cmd_train(args)

@@ -49,6 +49,10 @@ class ActorConfig:
     param_pull_interval_steps: int = 16  # env steps between checks for newer weights
     max_pushes_in_flight: int = 2  # back-pressure: an actor waits when this many pushes are unacknowledged
     num_threads: int = 1  # torch threads per actor
+    # A text state shows how much of the token budget is left (its length), so reaching the budget is a terminal
+    # state of the MDP and is not bootstrapped (Pardo et al. 2018, "Time Limits in RL"). True bootstraps through
+    # truncation, for tasks whose cut is an outside time limit the state does not show.
+    bootstrap_on_truncation: bool = False
 
 
 @dataclass

@@ -20,9 +20,10 @@ def make_actor(task="tests.fakes:CopyEnv", index=0, num_actors=2, seed=0, net=NE
 
 @pytest.mark.parametrize("task", ["tests.fakes:CopyEnv", "tests.fakes:FeedbackEnv"])
 @pytest.mark.parametrize("trunk", ["gru", "transformer"])
-def test_collect_layout_and_priorities_match_the_network(task, trunk):
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_collect_layout_and_priorities_match_the_network(task, trunk, bootstrap):
     net = NetworkConfig(trunk=trunk, embed_dim=8, hidden_dim=16, num_heads=2)
-    actor = make_actor(task, net=net)
+    actor = make_actor(task, net=net, bootstrap_on_truncation=bootstrap)
     out = actor.collect(10)
     t = out.transitions
     n = len(out.priorities)
@@ -82,3 +83,14 @@ def test_state_dict_round_trip():
     b.load_state_dict(a.state_dict())
     assert b.env_steps == a.env_steps == 40 and b.epsilon == a.epsilon
     assert b.rng.random() == a.rng.random()
+
+
+@pytest.mark.parametrize(("bootstrap", "expect_bootstrap"), [(False, False), (True, True)])
+def test_budget_cut_is_terminal_unless_asked_to_bootstrap(bootstrap, expect_bootstrap):
+    """FeedbackEnv episodes that never say <eos> end by the step budget (truncated): by default their last window
+    does not bootstrap (the state shows the budget is spent); with bootstrap_on_truncation it does."""
+    actor = make_actor("tests.fakes:FeedbackEnv", bootstrap_on_truncation=bootstrap, eps_base=1.0)
+    t = actor.collect(40).transitions
+    at_budget = t[spec.LEN_NEXT] >= actor.max_len - 2  # windows that end at the end of the token budget
+    assert at_budget.any()
+    assert (t[spec.DISCOUNT][at_budget] > 0).any() == expect_bootstrap
