@@ -124,6 +124,7 @@ class RunTracker:
                 f"{self.wall_s():6.0f}s",
                 f"steps {format_si(c.env_steps)} ({format_si(rates['rate.env_steps_per_s'])}/s)",
                 f"upd {format_si(c.updates)} ({rates['rate.updates_per_s']:.0f}/s)",
+                f"ins/smp {format_si(rates['rate.inserts_per_s'])}/{format_si(rates['rate.samples_per_s'])}/s",
                 f"spi {spi:.2f}",
             ]
             for key, label in (("train.success", "succ"), ("learner.loss", "loss"), ("learner.q_mean", "q"),
