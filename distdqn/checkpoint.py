@@ -82,8 +82,11 @@ def save_learner_state(directory: Path, learner_state: dict[str, Any]) -> None:
     rest = {k: v for k, v in learner_state.items() if k not in networks}
     tensors, skeleton = split_tensors(networks)
     # safetensors refuses shared storage; clone makes each tensor its own
-    save_file({k: v.clone() for k, v in tensors.items()}, str(directory / MODEL_FILE),
-              metadata={"skeleton": json.dumps(skeleton)})
+    save_file(
+        {k: v.clone() for k, v in tensors.items()},
+        str(directory / MODEL_FILE),
+        metadata={"skeleton": json.dumps(skeleton)},
+    )
     torch.save(rest, directory / OPTIMIZER_FILE)
 
 
@@ -183,8 +186,9 @@ def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
     """Complete checkpoint directories (they hold state.json), oldest first."""
     if not checkpoints_dir.is_dir():
         return []
-    found = [p for p in checkpoints_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-             and (p / STATE_FILE).is_file()]
+    found = [
+        p for p in checkpoints_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / STATE_FILE).is_file()
+    ]
     return sorted(found, key=lambda p: p.name)
 
 
@@ -234,8 +238,11 @@ def _get(d: dict, dotted: str) -> Any:
 def check_architecture(saved: dict, config: Config) -> None:
     """Keys that define the network and its inputs must match the checkpoint; a mismatch names each key."""
     current = config.to_dict()
-    problems = [f"{key}: checkpoint has {_get(saved, key)!r}, this run asks for {_get(current, key)!r}"
-                for key in ARCHITECTURE_KEYS if _get(saved, key) != _get(current, key)]
+    problems = [
+        f"{key}: checkpoint has {_get(saved, key)!r}, this run asks for {_get(current, key)!r}"
+        for key in ARCHITECTURE_KEYS
+        if _get(saved, key) != _get(current, key)
+    ]
     if problems:
         raise ConfigError(["cannot resume: architecture keys differ from the checkpoint", *problems])
 
@@ -268,8 +275,15 @@ def write_config_yaml(directory: Path, config: Config) -> None:
 
 
 # ---- whole-run checkpoints ------------------------------------------------------------------------------------
-def save_run(run_dir: Path, config: Config, counters: Any, learner_state: dict[str, Any], actor_states: list[dict],
-             limiter_state: dict[str, Any], write_replay: Callable[[Path], int] | None = None) -> Path:
+def save_run(
+    run_dir: Path,
+    config: Config,
+    counters: Any,
+    learner_state: dict[str, Any],
+    actor_states: list[dict],
+    limiter_state: dict[str, Any],
+    write_replay: Callable[[Path], int] | None = None,
+) -> Path:
     """Write one complete checkpoint of a run (see the module docstring); returns its directory.
 
     `write_replay(dir)`, when given, writes one snapshot per shard under `dir/shard_<k>/` and returns the count.
@@ -279,9 +293,15 @@ def save_run(run_dir: Path, config: Config, counters: Any, learner_state: dict[s
     def write(tmp: Path) -> None:
         save_learner_state(tmp, learner_state)
         shards = write_replay(tmp / "replay") if write_replay else 0
-        state = {"format": FORMAT_VERSION, "counters": dataclasses.asdict(counters), "actors": actor_states,
-                 "limiter": limiter_state, "replay_shards": shards, "config": config.to_dict(),
-                 "config_hash": config.hash()}
+        state = {
+            "format": FORMAT_VERSION,
+            "counters": dataclasses.asdict(counters),
+            "actors": actor_states,
+            "limiter": limiter_state,
+            "replay_shards": shards,
+            "config": config.to_dict(),
+            "config_hash": config.hash(),
+        }
         (tmp / STATE_FILE).write_text(json.dumps(state))
         write_config_yaml(tmp, config)
 

@@ -64,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no live progress line")
     t.add_argument("--examples", type=int, default=5, help="held-out generations printed at the end")
 
-    for name, helptext in (("eval", "greedy evaluation on held-out prompts"),
-                           ("generate", "print greedy generations for held-out prompts")):
+    for name, helptext in (
+        ("eval", "greedy evaluation on held-out prompts"),
+        ("generate", "print greedy generations for held-out prompts"),
+    ):
         e = sub.add_parser(name, help=helptext)
         e.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory or a checkpoint directory")
         e.add_argument("--episodes", type=int, default=500 if name == "eval" else 10)
@@ -102,14 +104,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         from distdqn.checkpoint import config_for_resume
 
         if args.config:
-            raise ValueError("--config cannot be combined with --resume: the checkpoint's config is used; "
-                             "change it with dotted overrides or flags")
+            raise ValueError(
+                "--config cannot be combined with --resume: the checkpoint's config is used; "
+                "change it with dotted overrides or flags"
+            )
         config, _ = config_for_resume(Path(args.resume), cli_overrides(args))
     else:
         config = resolve_config(args)
     directory = prepare_run_dir(config)
-    summary = train(config, directory, local=args.local, resume=Path(args.resume) if args.resume else None,
-                    quiet=args.quiet, examples=args.examples)
+    summary = train(
+        config,
+        directory,
+        local=args.local,
+        resume=Path(args.resume) if args.resume else None,
+        quiet=args.quiet,
+        examples=args.examples,
+    )
     if args.json:
         write_json(args.json, summary)
     print(_summary_line(summary))
@@ -119,8 +129,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _summary_line(s: dict) -> str:
     ttt = f"{s['time_to_target_s']:.1f}s" if s.get("time_to_target_s") is not None else "not reached"
     final = f"{s['final_success']:.3f}" if s.get("final_success") is not None else "n/a"
-    return (f"done: {s.get('stop_reason')}; env_steps={s['env_steps']} updates={s['updates']} "
-            f"wall={s['wall_s']:.1f}s time_to_target={ttt} held-out success={final} run_dir={s['run_dir']}")
+    return (
+        f"done: {s.get('stop_reason')}; env_steps={s['env_steps']} updates={s['updates']} "
+        f"wall={s['wall_s']:.1f}s time_to_target={ttt} held-out success={final} run_dir={s['run_dir']}"
+    )
 
 
 def cmd_eval(args: argparse.Namespace, print_all: bool) -> int:
@@ -129,12 +141,25 @@ def cmd_eval(args: argparse.Namespace, print_all: bool) -> int:
     from distdqn.run import write_json
 
     config, weights, where = load_for_inference(Path(args.run))
-    result = evaluate(config.network, weights, config.env, episodes=args.episodes, seed=args.seed, split=args.split,
-                      examples=args.episodes if print_all else 5)
+    result = evaluate(
+        config.network,
+        weights,
+        config.env,
+        episodes=args.episodes,
+        seed=args.seed,
+        split=args.split,
+        examples=args.episodes if print_all else 5,
+    )
     for prompt, text, ok in result.examples:
         print(f"{'+' if ok >= 1 else '-'} [{ok:.2f}] {prompt} -> {text}")
-    summary = {"checkpoint": str(where), "split": args.split, "episodes": result.episodes,
-               "final_success": result.success, "mean_return": result.mean_return, "mean_length": result.mean_length}
+    summary = {
+        "checkpoint": str(where),
+        "split": args.split,
+        "episodes": result.episodes,
+        "final_success": result.success,
+        "mean_return": result.mean_return,
+        "mean_length": result.mean_length,
+    }
     print(f"{args.split} success={result.success:.4f} return={result.mean_return:.3f} over {result.episodes} episodes")
     if args.json:
         write_json(args.json, summary)
@@ -147,7 +172,9 @@ def cmd_tasks() -> int:
     for name in BUILTIN_TASKS:
         try:
             env = make_env(name, num_envs=1)
-            print(f"{name:14s} vocab={env.vocab_size:<5d} max_len={env.max_len:<4d} {type(env).__doc__.splitlines()[0]}")
+            print(
+                f"{name:14s} vocab={env.vocab_size:<5d} max_len={env.max_len:<4d} {type(env).__doc__.splitlines()[0]}"
+            )
         except Exception as e:  # a listing should show every task, broken ones included
             print(f"{name:14s} unavailable: {e}")
     return 0

@@ -208,11 +208,25 @@ def validate(c: Config) -> None:
         if value < 0 or (strict and value == 0):
             p.append(f"{path} must be {'> 0' if strict else '>= 0'}, got {value}")
 
-    for path in ("env.envs_per_actor", "actor.num_actors", "actor.n_step", "actor.push_interval_steps",
-                 "actor.param_pull_interval_steps", "actor.max_pushes_in_flight", "replay.capacity",
-                 "replay.num_shards", "learner.batch_size", "learner.prefetch", "learner.publish_interval_updates",
-                 "network.embed_dim", "network.hidden_dim", "network.num_layers", "network.num_heads",
-                 "checkpoint.keep_last", "run.eval_episodes"):
+    for path in (
+        "env.envs_per_actor",
+        "actor.num_actors",
+        "actor.n_step",
+        "actor.push_interval_steps",
+        "actor.param_pull_interval_steps",
+        "actor.max_pushes_in_flight",
+        "replay.capacity",
+        "replay.num_shards",
+        "learner.batch_size",
+        "learner.prefetch",
+        "learner.publish_interval_updates",
+        "network.embed_dim",
+        "network.hidden_dim",
+        "network.num_layers",
+        "network.num_heads",
+        "checkpoint.keep_last",
+        "run.eval_episodes",
+    ):
         section, key = path.split(".")
         positive(path, getattr(getattr(c, section), key))
     for path in ("learner.lr", "cluster.actor_num_cpus", "run.log_interval_s", "run.eval_interval_s"):
@@ -223,31 +237,45 @@ def validate(c: Config) -> None:
     if not 0.0 <= c.actor.eps_base <= 1.0:
         p.append(f"actor.eps_base must be in [0, 1], got {c.actor.eps_base}")
     if not 0.0 <= c.replay.alpha <= 1.0 or not 0.0 <= c.replay.beta_start <= 1.0 or not 0.0 <= c.replay.beta_end <= 1.0:
-        p.append(f"replay.alpha, beta_start, beta_end must lie in [0, 1], got {c.replay.alpha}, "
-                 f"{c.replay.beta_start}, {c.replay.beta_end}")
+        p.append(
+            f"replay.alpha, beta_start, beta_end must lie in [0, 1], got {c.replay.alpha}, "
+            f"{c.replay.beta_start}, {c.replay.beta_end}"
+        )
     if not 0.0 <= c.learner.polyak_tau < 1.0:
         p.append(f"learner.polyak_tau must be in [0, 1), got {c.learner.polyak_tau}")
     if c.learner.polyak_tau == 0.0 and c.learner.target_sync_interval_updates < 1:
-        p.append(f"learner.target_sync_interval_updates must be >= 1 with hard syncs, got "
-                 f"{c.learner.target_sync_interval_updates}")
+        p.append(
+            f"learner.target_sync_interval_updates must be >= 1 with hard syncs, got "
+            f"{c.learner.target_sync_interval_updates}"
+        )
     if c.replay.samples_per_insert < 0 or not 0.0 <= c.replay.samples_per_insert_tolerance < 1.0:
-        p.append(f"replay.samples_per_insert must be >= 0 and its tolerance in [0, 1), got "
-                 f"{c.replay.samples_per_insert} and {c.replay.samples_per_insert_tolerance}")
+        p.append(
+            f"replay.samples_per_insert must be >= 0 and its tolerance in [0, 1), got "
+            f"{c.replay.samples_per_insert} and {c.replay.samples_per_insert_tolerance}"
+        )
     per_shard = c.replay.capacity // max(c.replay.num_shards, 1)
     if c.replay.min_size_to_sample > c.replay.capacity:
-        p.append(f"replay.min_size_to_sample ({c.replay.min_size_to_sample}) exceeds replay.capacity "
-                 f"({c.replay.capacity}): the learner would wait forever")
+        p.append(
+            f"replay.min_size_to_sample ({c.replay.min_size_to_sample}) exceeds replay.capacity "
+            f"({c.replay.capacity}): the learner would wait forever"
+        )
     if per_shard < c.learner.batch_size:
-        p.append(f"each shard holds replay.capacity / replay.num_shards = {c.replay.capacity} / "
-                 f"{c.replay.num_shards} = {per_shard} transitions, fewer than learner.batch_size "
-                 f"({c.learner.batch_size})")
+        p.append(
+            f"each shard holds replay.capacity / replay.num_shards = {c.replay.capacity} / "
+            f"{c.replay.num_shards} = {per_shard} transitions, fewer than learner.batch_size "
+            f"({c.learner.batch_size})"
+        )
     if c.replay.min_size_to_sample < c.learner.batch_size:
-        p.append(f"replay.min_size_to_sample ({c.replay.min_size_to_sample}) must be >= learner.batch_size "
-                 f"({c.learner.batch_size})")
+        p.append(
+            f"replay.min_size_to_sample ({c.replay.min_size_to_sample}) must be >= learner.batch_size "
+            f"({c.learner.batch_size})"
+        )
     if c.network.trunk == "transformer" and c.network.hidden_dim % c.network.num_heads:
-        p.append(f"network.hidden_dim ({c.network.hidden_dim}) must be divisible by network.num_heads "
-                 f"({c.network.num_heads}) for the Transformer: {c.network.hidden_dim} % {c.network.num_heads} = "
-                 f"{c.network.hidden_dim % c.network.num_heads}")
+        p.append(
+            f"network.hidden_dim ({c.network.hidden_dim}) must be divisible by network.num_heads "
+            f"({c.network.num_heads}) for the Transformer: {c.network.hidden_dim} % {c.network.num_heads} = "
+            f"{c.network.hidden_dim % c.network.num_heads}"
+        )
     if c.run.target_success and not 0.0 < c.run.target_success <= 1.0:
         p.append(f"run.target_success must be in (0, 1], got {c.run.target_success}")
     if p:

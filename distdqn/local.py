@@ -27,8 +27,9 @@ from distdqn.schedules import beta_at
 
 def env_shape(config: Config) -> tuple[int, int, bool]:
     """(vocab_size, max_len, has_action_mask) of the configured task, from one throwaway env."""
-    env = make_env(config.env.task, num_envs=1, seed=0, split="train", difficulty=config.env.difficulty,
-                   **config.env.options)
+    env = make_env(
+        config.env.task, num_envs=1, seed=0, split="train", difficulty=config.env.difficulty, **config.env.options
+    )
     return env.vocab_size, env.max_len, env.has_action_mask
 
 
@@ -40,12 +41,17 @@ class LocalRunner:
         self.config = config
         self.vocab_size, self.max_len, self.with_mask = env_shape(config)
         n = config.actor.num_actors
-        self.actors = [Actor(config.env, config.network, config.actor, actor_index=i, num_actors=n,
-                             seed=config.run.seed * 1000 + i) for i in range(n)]
+        self.actors = [
+            Actor(
+                config.env, config.network, config.actor, actor_index=i, num_actors=n, seed=config.run.seed * 1000 + i
+            )
+            for i in range(n)
+        ]
         fields = spec.transition_dtypes(self.vocab_size, self.max_len, self.with_mask)
         rc = config.replay
-        self.replay = PrioritizedReplay(rc.capacity, fields, alpha=rc.alpha, priority_eps=rc.priority_eps,
-                                        seed=config.run.seed)
+        self.replay = PrioritizedReplay(
+            rc.capacity, fields, alpha=rc.alpha, priority_eps=rc.priority_eps, seed=config.run.seed
+        )
         self.limiter = RateLimiter(rc.min_size_to_sample, rc.samples_per_insert, rc.samples_per_insert_tolerance)
         self.learner = Learner(config.network, config.learner, self.vocab_size, self.max_len, seed=config.run.seed)
         self.tracker = RunTracker(config, directory, counters, quiet=quiet)
@@ -123,8 +129,9 @@ class LocalRunner:
     def evaluate(self) -> float:
         cfg = self.config
         _, weights = self.learner.snapshot()
-        result = evaluate(cfg.network, weights, cfg.env, episodes=cfg.run.eval_episodes, seed=cfg.run.seed + 12345,
-                          split="test")
+        result = evaluate(
+            cfg.network, weights, cfg.env, episodes=cfg.run.eval_episodes, seed=cfg.run.seed + 12345, split="test"
+        )
         self.tracker.record_eval(result.success, result.mean_return, result.examples)
         return result.success
 
@@ -142,11 +149,20 @@ class LocalRunner:
         c.wall_s = self.tracker.wall_s()
         write_replay = None
         if self.config.checkpoint.include_replay:
+
             def write_replay(directory: Path) -> int:
                 save_state_dir(directory / "shard_0", *self.replay.state_dict())
                 return 1
-        path = ck.save_run(self.tracker.dir, self.config, c, self.learner.state_dict(),
-                           [a.state_dict() for a in self.actors], self.limiter.state_dict(), write_replay)
+
+        path = ck.save_run(
+            self.tracker.dir,
+            self.config,
+            c,
+            self.learner.state_dict(),
+            [a.state_dict() for a in self.actors],
+            self.limiter.state_dict(),
+            write_replay,
+        )
         self.tracker.checkpoint_done(path)
         return path
 
@@ -161,8 +177,10 @@ class LocalRunner:
         for snapshot in ck.replay_snapshot_dirs(checkpoint):
             restore_replay(self.replay, snapshot, self.tracker.message)
         self.publish()
-        self.tracker.message(f"[resume] {checkpoint}: env_steps={self.tracker.counters.env_steps} "
-                             f"updates={self.learner.updates} replay={len(self.replay)}")
+        self.tracker.message(
+            f"[resume] {checkpoint}: env_steps={self.tracker.counters.env_steps} "
+            f"updates={self.learner.updates} replay={len(self.replay)}"
+        )
 
     def _extras(self) -> dict[str, Any]:
         count = sum(n for _, n in self._episode_window)
@@ -195,6 +213,7 @@ def restore_replay(replay: PrioritizedReplay, snapshot: Path, say) -> int:
             return len(replay)
         except ValueError:
             pass  # a different capacity: re-insert below
-    replay.add_prioritized({k.removeprefix("field."): v for k, v in arrays.items() if k.startswith("field.")},
-                           arrays["priorities"])
+    replay.add_prioritized(
+        {k.removeprefix("field."): v for k, v in arrays.items() if k.startswith("field.")}, arrays["priorities"]
+    )
     return len(arrays["priorities"])

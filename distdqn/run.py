@@ -74,8 +74,10 @@ class RunTracker:
 
     def checkpoint_done(self, path: Path) -> None:
         self._last_checkpoint = (time.monotonic(), self.counters.updates)
-        self.sinks.write(self.counters.env_steps, {"kind": "checkpoint", "path": str(path),
-                                                   "updates": self.counters.updates, "wall_s": self.wall_s()})
+        self.sinks.write(
+            self.counters.env_steps,
+            {"kind": "checkpoint", "path": str(path), "updates": self.counters.updates, "wall_s": self.wall_s()},
+        )
 
     def eval_due(self) -> bool:
         return time.monotonic() - self._last_eval >= self.config.run.eval_interval_s
@@ -90,10 +92,21 @@ class RunTracker:
         if target and success >= target and c.time_to_target_s is None:
             c.time_to_target_s = self.wall_s()
             c.env_steps_to_target = c.env_steps
-        self.sinks.write(c.env_steps, {"kind": "eval", "env_steps": c.env_steps, "updates": c.updates,
-                                       "wall_s": self.wall_s(), "eval.success": success, "eval.return": mean_return})
-        self.message(f"[eval] env_steps={format_si(c.env_steps)} updates={c.updates} held-out success={success:.3f} "
-                     f"return={mean_return:.3f}")
+        self.sinks.write(
+            c.env_steps,
+            {
+                "kind": "eval",
+                "env_steps": c.env_steps,
+                "updates": c.updates,
+                "wall_s": self.wall_s(),
+                "eval.success": success,
+                "eval.return": mean_return,
+            },
+        )
+        self.message(
+            f"[eval] env_steps={format_si(c.env_steps)} updates={c.updates} held-out success={success:.3f} "
+            f"return={mean_return:.3f}"
+        )
         for prompt, text, ok in (examples or [])[:3]:
             self.message(f"   {'+' if ok >= 1 else '-'} {prompt} -> {text}")
 
@@ -114,9 +127,18 @@ class RunTracker:
         self._last_counters = dataclasses.replace(c)
         self._last_rate_time = now
         self._last_log = now
-        record = {"kind": "train", "env_steps": c.env_steps, "updates": c.updates, "episodes": c.episodes,
-                  "inserted": c.inserted, "sampled": c.sampled, "version": c.version, "wall_s": self.wall_s(),
-                  **rates, **extras}
+        record = {
+            "kind": "train",
+            "env_steps": c.env_steps,
+            "updates": c.updates,
+            "episodes": c.episodes,
+            "inserted": c.inserted,
+            "sampled": c.sampled,
+            "version": c.version,
+            "wall_s": self.wall_s(),
+            **rates,
+            **extras,
+        }
         self.sinks.write(c.env_steps, record)
         if self.progress:
             spi = c.sampled / max(c.inserted, 1)
@@ -127,8 +149,14 @@ class RunTracker:
                 f"ins/smp {format_si(rates['rate.inserts_per_s'])}/{format_si(rates['rate.samples_per_s'])}/s",
                 f"spi {spi:.2f}",
             ]
-            for key, label in (("train.success", "succ"), ("learner.loss", "loss"), ("learner.q_mean", "q"),
-                               ("actor.epsilon_min", "eps"), ("replay.size", "replay"), ("version_lag", "lag")):
+            for key, label in (
+                ("train.success", "succ"),
+                ("learner.loss", "loss"),
+                ("learner.q_mean", "q"),
+                ("actor.epsilon_min", "eps"),
+                ("replay.size", "replay"),
+                ("version_lag", "lag"),
+            ):
                 if key in extras and extras[key] is not None:
                     value = extras[key]
                     parts.append(f"{label} {format_si(value) if key == 'replay.size' else f'{value:.3g}'}")

@@ -46,7 +46,9 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.int32)
 
 
-def transition_dtypes(vocab_size: int, max_len: int, with_mask: bool = False) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+def transition_dtypes(
+    vocab_size: int, max_len: int, with_mask: bool = False
+) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
     """Field -> (dtype, per-item shape) of one stored transition."""
     tok = token_dtype(vocab_size)
     fields = {
@@ -63,4 +65,7 @@ def transition_dtypes(vocab_size: int, max_len: int, with_mask: bool = False) ->
 
 
 def empty_batch(vocab_size: int, max_len: int, n: int = 0, with_mask: bool = False) -> dict[str, np.ndarray]:
-    return {k: np.zeros((n, *shape), dtype=dt) for k, (dt, shape) in transition_dtypes(vocab_size, max_len, with_mask).items()}
+    return {
+        k: np.zeros((n, *shape), dtype=dt)
+        for k, (dt, shape) in transition_dtypes(vocab_size, max_len, with_mask).items()
+    }

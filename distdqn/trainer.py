@@ -8,8 +8,14 @@ from typing import Any
 from distdqn.config import Config
 
 
-def train(config: Config, directory: Path, local: bool = False, resume: Path | None = None, quiet: bool = False,
-          examples: int = 5) -> dict[str, Any]:
+def train(
+    config: Config,
+    directory: Path,
+    local: bool = False,
+    resume: Path | None = None,
+    quiet: bool = False,
+    examples: int = 5,
+) -> dict[str, Any]:
     """Run training in `directory` until a budget or the target stops it; returns the run summary."""
     if local:
         from distdqn.local import LocalRunner as Runner

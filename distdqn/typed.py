@@ -55,7 +55,9 @@ def _coerce(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
     if origin is typing.Literal:
         choices = typing.get_args(tp)
         if value not in choices:
-            problems.append(f"{path}: expected one of {list(choices)}, got {value!r}{suggest(str(value), map(str, choices))}")
+            problems.append(
+                f"{path}: expected one of {list(choices)}, got {value!r}{suggest(str(value), map(str, choices))}"
+            )
         return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):

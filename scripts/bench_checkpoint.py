@@ -55,8 +55,9 @@ def dir_bytes(path: Path) -> int:
 
 
 def measure(n: int, include_replay: bool, root: Path) -> dict:
-    config = load_config(None, [f"replay.capacity={max(n, 1000)}", "replay.min_size_to_sample=256",
-                                "checkpoint.keep_last=1"])
+    config = load_config(
+        None, [f"replay.capacity={max(n, 1000)}", "replay.min_size_to_sample=256", "checkpoint.keep_last=1"]
+    )
     learner = Learner(config.network, config.learner, VOCAB, MAX_LEN, seed=0)
     replay = filled_replay(n) if include_replay else None
     counters = Counters(env_steps=n, updates=1)
@@ -78,9 +79,14 @@ def measure(n: int, include_replay: bool, root: Path) -> dict:
         restored = len(target)
     restore_s = time.perf_counter() - start
     shutil.rmtree(run, ignore_errors=True)
-    return {"checkpoint": "learner + replay" if include_replay else "learner only", "transitions": restored,
-            "write_s": round(write_s, 3), "restore_s": round(restore_s, 3), "size_mb": round(size / 2**20, 1),
-            "write_mb_per_s": round(size / 2**20 / write_s, 1)}
+    return {
+        "checkpoint": "learner + replay" if include_replay else "learner only",
+        "transitions": restored,
+        "write_s": round(write_s, 3),
+        "restore_s": round(restore_s, 3),
+        "size_mb": round(size / 2**20, 1),
+        "write_mb_per_s": round(size / 2**20 / write_s, 1),
+    }
 
 
 def main() -> None:
@@ -95,10 +101,14 @@ def main() -> None:
         rows = [measure(n, False, root), measure(n, True, root)]
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"{'checkpoint':18s} {'transitions':>11s} {'write s':>8s} {'restore s':>9s} {'size MB':>8s} {'write MB/s':>10s}")
+    print(
+        f"{'checkpoint':18s} {'transitions':>11s} {'write s':>8s} {'restore s':>9s} {'size MB':>8s} {'write MB/s':>10s}"
+    )
     for r in rows:
-        print(f"{r['checkpoint']:18s} {r['transitions']:>11,d} {r['write_s']:8.2f} {r['restore_s']:9.2f} "
-              f"{r['size_mb']:8.1f} {r['write_mb_per_s']:10.1f}")
+        print(
+            f"{r['checkpoint']:18s} {r['transitions']:>11,d} {r['write_s']:8.2f} {r['restore_s']:9.2f} "
+            f"{r['size_mb']:8.1f} {r['write_mb_per_s']:10.1f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
 

@@ -26,8 +26,15 @@ sys.path.insert(0, str(REPO))
 
 from distdqn.config import load_config  # noqa: E402
 
-TARGETS = {"keyword": 0.95, "grammar": 0.99, "arithmetic": 0.99, "shortest_path": 0.95, "sentiment": 0.9,
-           "translation": 0.9, "wordle": 0.9}
+TARGETS = {
+    "keyword": 0.95,
+    "grammar": 0.99,
+    "arithmetic": 0.99,
+    "shortest_path": 0.95,
+    "sentiment": 0.9,
+    "translation": 0.9,
+    "wordle": 0.9,
+}
 
 
 def task_config(task: str, overrides: list[str]):
@@ -76,27 +83,55 @@ def main() -> None:
     tput_s = 10.0 if args.quick else args.throughput_seconds
     rows = []
 
-    print(f"{'part':10s} {'task':14s} {'runtime':12s} {'actors':>6s} {'to target s':>11s} {'steps to tgt':>12s} "
-          f"{'wall s':>7s} {'success':>7s} {'steps/s':>9s} {'sampled/s':>9s} {'overhead':>8s} {'throttle':>8s}")
+    print(
+        f"{'part':10s} {'task':14s} {'runtime':12s} {'actors':>6s} {'to target s':>11s} {'steps to tgt':>12s} "
+        f"{'wall s':>7s} {'success':>7s} {'steps/s':>9s} {'sampled/s':>9s} {'overhead':>8s} {'throttle':>8s}"
+    )
     for task in tasks:
         for runtime in ("local", "distributed"):
             s = run_once(runtime, task, [f"run.target_success={TARGETS[task]}", f"run.max_seconds={budget}"])
-            row = {"part": "target", "task": task, "runtime": runtime, "actors": None,
-                   "time_to_target_s": s["time_to_target_s"], "env_steps_to_target": s["env_steps_to_target"],
-                   "total_wall_s": s["total_wall_s"], "final_success": s["final_success"],
-                   "env_steps_per_s": s["env_steps"] / s["wall_s"], "sampled_per_s": s["sampled"] / s["wall_s"],
-                   "actor_overhead_frac": s["actor_overhead_frac"], "actor_throttle_frac": s["actor_throttle_frac"]}
+            row = {
+                "part": "target",
+                "task": task,
+                "runtime": runtime,
+                "actors": None,
+                "time_to_target_s": s["time_to_target_s"],
+                "env_steps_to_target": s["env_steps_to_target"],
+                "total_wall_s": s["total_wall_s"],
+                "final_success": s["final_success"],
+                "env_steps_per_s": s["env_steps"] / s["wall_s"],
+                "sampled_per_s": s["sampled"] / s["wall_s"],
+                "actor_overhead_frac": s["actor_overhead_frac"],
+                "actor_throttle_frac": s["actor_throttle_frac"],
+            }
             rows.append(row)
             print_row(row)
     for n in actor_counts:
         for runtime in ("local", "distributed"):
-            s = run_once(runtime, "keyword", [f"actor.num_actors={n}", f"run.max_seconds={tput_s}",
-                                              "run.eval_interval_s=1e9", "run.target_success=0"])
-            row = {"part": "throughput", "task": "keyword", "runtime": runtime, "actors": n,
-                   "time_to_target_s": None, "env_steps_to_target": None, "total_wall_s": s["total_wall_s"],
-                   "final_success": s["final_success"], "env_steps_per_s": s["env_steps"] / s["wall_s"],
-                   "sampled_per_s": s["sampled"] / s["wall_s"], "actor_overhead_frac": s["actor_overhead_frac"],
-                   "actor_throttle_frac": s["actor_throttle_frac"]}
+            s = run_once(
+                runtime,
+                "keyword",
+                [
+                    f"actor.num_actors={n}",
+                    f"run.max_seconds={tput_s}",
+                    "run.eval_interval_s=1e9",
+                    "run.target_success=0",
+                ],
+            )
+            row = {
+                "part": "throughput",
+                "task": "keyword",
+                "runtime": runtime,
+                "actors": n,
+                "time_to_target_s": None,
+                "env_steps_to_target": None,
+                "total_wall_s": s["total_wall_s"],
+                "final_success": s["final_success"],
+                "env_steps_per_s": s["env_steps"] / s["wall_s"],
+                "sampled_per_s": s["sampled"] / s["wall_s"],
+                "actor_overhead_frac": s["actor_overhead_frac"],
+                "actor_throttle_frac": s["actor_throttle_frac"],
+            }
             rows.append(row)
             print_row(row)
     if args.json:
@@ -107,10 +142,13 @@ def print_row(r: dict) -> None:
     tgt = fmt(r["time_to_target_s"]) if r["part"] == "target" else ""
     if r["part"] == "target" and r["time_to_target_s"] is None:
         tgt = "not reached"
-    print(f"{r['part']:10s} {r['task']:14s} {r['runtime']:12s} {fmt(r['actors'], 'd') if r['actors'] else '':>6s} "
-          f"{tgt:>11s} {fmt(r['env_steps_to_target'], ',d'):>12s} {r['total_wall_s']:7.1f} "
-          f"{fmt(r['final_success'], '.3f'):>7s} {r['env_steps_per_s']:9,.0f} {r['sampled_per_s']:9,.0f} "
-          f"{fmt(r['actor_overhead_frac'], '.1%'):>8s} {fmt(r['actor_throttle_frac'], '.1%'):>8s}", flush=True)
+    print(
+        f"{r['part']:10s} {r['task']:14s} {r['runtime']:12s} {fmt(r['actors'], 'd') if r['actors'] else '':>6s} "
+        f"{tgt:>11s} {fmt(r['env_steps_to_target'], ',d'):>12s} {r['total_wall_s']:7.1f} "
+        f"{fmt(r['final_success'], '.3f'):>7s} {r['env_steps_per_s']:9,.0f} {r['sampled_per_s']:9,.0f} "
+        f"{fmt(r['actor_overhead_frac'], '.1%'):>8s} {fmt(r['actor_throttle_frac'], '.1%'):>8s}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

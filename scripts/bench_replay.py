@@ -164,7 +164,8 @@ def bench_ray_shard(capacity: int, seconds: float) -> dict:
     import ray
 
     from distdqn.config import ReplayConfig
-    from distdqn.distributed.replay_worker import ReplayShardWorker, ShardedReplayClient
+    from distdqn.distributed.replay_client import ShardedReplayClient
+    from distdqn.distributed.replay_worker import ReplayShardWorker
 
     ray_tmp = os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rb-", dir="/tmp")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)

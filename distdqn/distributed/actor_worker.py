@@ -27,11 +27,23 @@ class ActorWorker:
     and count sequence gaps per incarnation.
     """
 
-    def __init__(self, env_config: EnvConfig, network_config: NetworkConfig, actor_config: ActorConfig,
-                 replay_config: ReplayConfig, actor_index: int, num_actors: int, seed: int, incarnation: int,
-                 shards: list, param_store, call_timeout_s: float = 60.0):
-        self.actor = Actor(env_config, network_config, actor_config, actor_index=actor_index, num_actors=num_actors,
-                           seed=seed)
+    def __init__(
+        self,
+        env_config: EnvConfig,
+        network_config: NetworkConfig,
+        actor_config: ActorConfig,
+        replay_config: ReplayConfig,
+        actor_index: int,
+        num_actors: int,
+        seed: int,
+        incarnation: int,
+        shards: list,
+        param_store,
+        call_timeout_s: float = 60.0,
+    ):
+        self.actor = Actor(
+            env_config, network_config, actor_config, actor_index=actor_index, num_actors=num_actors, seed=seed
+        )
         self.config = actor_config
         self.index = actor_index
         self.num_actors = num_actors
@@ -40,8 +52,11 @@ class ActorWorker:
         self.alive = [True] * len(self.shards)
         self.param_store = param_store
         self.call_timeout_s = call_timeout_s
-        self.limiter = RateLimiter(replay_config.min_size_to_sample, replay_config.samples_per_insert,
-                                   replay_config.samples_per_insert_tolerance)
+        self.limiter = RateLimiter(
+            replay_config.min_size_to_sample,
+            replay_config.samples_per_insert,
+            replay_config.samples_per_insert_tolerance,
+        )
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: deque = deque()
@@ -53,8 +68,19 @@ class ActorWorker:
 
     @staticmethod
     def _empty_window() -> dict[str, float]:
-        return {"episodes": 0, "success_sum": 0.0, "return_sum": 0.0, "length_sum": 0.0, "t_collect": 0.0,
-                "t_encode": 0.0, "t_push": 0.0, "t_wait": 0.0, "t_pull": 0.0, "t_throttle": 0.0, "t_total": 0.0}
+        return {
+            "episodes": 0,
+            "success_sum": 0.0,
+            "return_sum": 0.0,
+            "length_sum": 0.0,
+            "t_collect": 0.0,
+            "t_encode": 0.0,
+            "t_push": 0.0,
+            "t_wait": 0.0,
+            "t_pull": 0.0,
+            "t_throttle": 0.0,
+            "t_total": 0.0,
+        }
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self, max_env_steps: int = 0) -> dict[str, Any]:
@@ -69,8 +95,13 @@ class ActorWorker:
             out = self.actor.collect(self.config.push_interval_steps)
             t2 = time.perf_counter()
             n = len(out.priorities)
-            data = wire.encode_transitions(out.transitions, out.priorities, actor=self.index,
-                                           incarnation=self.incarnation, seq=self.seq) if n else None
+            data = (
+                wire.encode_transitions(
+                    out.transitions, out.priorities, actor=self.index, incarnation=self.incarnation, seq=self.seq
+                )
+                if n
+                else None
+            )
             t3 = time.perf_counter()
             if data is not None:
                 self._push(data)
@@ -132,8 +163,9 @@ class ActorWorker:
     def _pull_weights(self, block: bool = False) -> None:
         """Fetch weights only when the published version moved (one small call otherwise)."""
         try:
-            version, ref, counters = ray.get(self.param_store.latest.remote(self.actor.weights_version),
-                                             timeout=self.call_timeout_s)
+            version, ref, counters = ray.get(
+                self.param_store.latest.remote(self.actor.weights_version), timeout=self.call_timeout_s
+            )
         except REMOTE_FAILURES:
             return
         self._learner_counters = counters
@@ -153,8 +185,10 @@ class ActorWorker:
         if self.limiter.samples_per_insert <= 0:
             return
         while not self._stop.is_set():
-            self.limiter.load_counts(inserted=self._totals["transitions"] * self.num_actors,
-                                     sampled=int(self._learner_counters.get("sampled", 0)))
+            self.limiter.load_counts(
+                inserted=self._totals["transitions"] * self.num_actors,
+                sampled=int(self._learner_counters.get("sampled", 0)),
+            )
             if self.limiter.can_insert(self.actor.num_envs * self.config.push_interval_steps * self.num_actors):
                 return
             time.sleep(0.005)
@@ -168,9 +202,16 @@ class ActorWorker:
         with self._lock:
             window, self._window = self._window, self._empty_window()
             totals = dict(self._totals)
-        return {"actor": self.index, "incarnation": self.incarnation, "epsilon": self.actor.epsilon,
-                "version": self.actor.weights_version, "seq": self.seq, **totals, "window": window,
-                "shards_alive": sum(self.alive)}
+        return {
+            "actor": self.index,
+            "incarnation": self.incarnation,
+            "epsilon": self.actor.epsilon,
+            "version": self.actor.weights_version,
+            "seq": self.seq,
+            **totals,
+            "window": window,
+            "shards_alive": sum(self.alive),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return self.actor.state_dict()

@@ -39,10 +39,23 @@ def actor_seed(config: Config, index: int, incarnation: int) -> int:
 
 def make_actor(config: Config, topo_shards: list, param_store, index: int, incarnation: int):
     c = config
-    return ray.remote(ActorWorker).options(num_cpus=c.cluster.actor_num_cpus, max_concurrency=2,
-                                           name=None).remote(
-        c.env, c.network, c.actor, c.replay, index, c.actor.num_actors, actor_seed(c, index, incarnation),
-        incarnation, topo_shards, param_store, c.cluster.call_timeout_s)
+    return (
+        ray.remote(ActorWorker)
+        .options(num_cpus=c.cluster.actor_num_cpus, max_concurrency=2, name=None)
+        .remote(
+            c.env,
+            c.network,
+            c.actor,
+            c.replay,
+            index,
+            c.actor.num_actors,
+            actor_seed(c, index, incarnation),
+            incarnation,
+            topo_shards,
+            param_store,
+            c.cluster.call_timeout_s,
+        )
+    )
 
 
 def cpus_needed(c: Config) -> tuple[float, str]:
@@ -50,8 +63,10 @@ def cpus_needed(c: Config) -> tuple[float, str]:
     actors = c.actor.num_actors * c.cluster.actor_num_cpus
     shards = c.replay.num_shards * c.cluster.shard_num_cpus
     total = actors + shards + c.cluster.learner_num_cpus
-    return total, (f"{c.actor.num_actors} actors x {c.cluster.actor_num_cpus:g} + {c.replay.num_shards} shards x "
-                   f"{c.cluster.shard_num_cpus:g} + learner {c.cluster.learner_num_cpus:g} = {total:g}")
+    return total, (
+        f"{c.actor.num_actors} actors x {c.cluster.actor_num_cpus:g} + {c.replay.num_shards} shards x "
+        f"{c.cluster.shard_num_cpus:g} + learner {c.cluster.learner_num_cpus:g} = {total:g}"
+    )
 
 
 def connect_components(config: Config, vocab_size: int, max_len: int, with_mask: bool) -> Topology:
@@ -66,13 +81,28 @@ def connect_components(config: Config, vocab_size: int, max_len: int, with_mask:
     cpus, breakdown = cpus_needed(c)
     check_resources(cpus, num_gpus, breakdown)
     param_store = ray.remote(ParameterStore).options(num_cpus=0).remote()
-    shards = [ray.remote(ReplayShardWorker).options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1).remote(
-        k, vocab_size, max_len, with_mask, c.replay, c.run.seed * 7919 + k) for k in range(c.replay.num_shards)]
+    shards = [
+        ray.remote(ReplayShardWorker)
+        .options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1)
+        .remote(k, vocab_size, max_len, with_mask, c.replay, c.run.seed * 7919 + k)
+        for k in range(c.replay.num_shards)
+    ]
     learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
-    learner = ray.remote(LearnerWorker).options(num_cpus=c.cluster.learner_num_cpus, num_gpus=num_gpus,
-                                                max_concurrency=2).remote(
-        c.network, learner_cfg, c.replay, vocab_size, max_len, c.run.seed, shards, param_store,
-        c.cluster.call_timeout_s)
+    learner = (
+        ray.remote(LearnerWorker)
+        .options(num_cpus=c.cluster.learner_num_cpus, num_gpus=num_gpus, max_concurrency=2)
+        .remote(
+            c.network,
+            learner_cfg,
+            c.replay,
+            vocab_size,
+            max_len,
+            c.run.seed,
+            shards,
+            param_store,
+            c.cluster.call_timeout_s,
+        )
+    )
     actors = [make_actor(c, shards, param_store, i, 0) for i in range(c.actor.num_actors)]
     return Topology(param_store, shards, learner, actors, [0] * c.actor.num_actors)
 
@@ -94,14 +124,25 @@ class DistributedRunner:
         self._learner_stats: dict[str, Any] = {}
         self._window_episodes: list[tuple[float, float, float]] = []
         self.restarts = 0
-        self.timing = {"t_collect": 0.0, "t_encode": 0.0, "t_push": 0.0, "t_wait": 0.0, "t_pull": 0.0,
-                       "t_throttle": 0.0, "t_total": 0.0}
+        self.timing = {
+            "t_collect": 0.0,
+            "t_encode": 0.0,
+            "t_push": 0.0,
+            "t_wait": 0.0,
+            "t_pull": 0.0,
+            "t_throttle": 0.0,
+            "t_total": 0.0,
+        }
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         topo = self.topo
-        ray.get([a.ping.remote() for a in topo.actors] + [topo.learner.ping.remote()] +
-                [s.ping.remote() for s in topo.shards], timeout=max(self.config.cluster.call_timeout_s, 120))
+        ray.get(
+            [a.ping.remote() for a in topo.actors]
+            + [topo.learner.ping.remote()]
+            + [s.ping.remote() for s in topo.shards],
+            timeout=max(self.config.cluster.call_timeout_s, 120),
+        )
         self._learner_ref = topo.learner.run.remote()
         for i, a in enumerate(topo.actors):
             self._run_refs[i] = a.run.remote()
@@ -154,8 +195,9 @@ class DistributedRunner:
             pass
         topo.incarnations[index] += 1
         self.restarts += 1
-        self.tracker.message(f"[supervisor] actor {index} failed ({problem}); starting incarnation "
-                             f"{topo.incarnations[index]}")
+        self.tracker.message(
+            f"[supervisor] actor {index} failed ({problem}); starting incarnation {topo.incarnations[index]}"
+        )
         topo.actors[index] = make_actor(self.config, topo.shards, topo.param_store, index, topo.incarnations[index])
         self._run_refs[index] = topo.actors[index].run.remote()
 
@@ -171,8 +213,13 @@ class DistributedRunner:
             except REMOTE_FAILURES:
                 continue
             key = (i, s["incarnation"])
-            self._actor_totals[key] = {"env_steps": s["env_steps"], "transitions": s["transitions"],
-                                       "episodes": s["episodes"], "epsilon": s["epsilon"], "version": s["version"]}
+            self._actor_totals[key] = {
+                "env_steps": s["env_steps"],
+                "transitions": s["transitions"],
+                "episodes": s["episodes"],
+                "epsilon": s["epsilon"],
+                "version": s["version"],
+            }
             w = s["window"]
             if w["episodes"]:
                 self._window_episodes.append((w["success_sum"], w["episodes"], s["epsilon"]))
@@ -203,8 +250,8 @@ class DistributedRunner:
         extras: dict[str, Any] = {
             "train.success": sum(s for s, _, _ in self._window_episodes) / count if count else None,
             "actor.epsilon_min": min((t["epsilon"] for t in self._actor_totals.values()), default=None),
-            "version_lag": self.tracker.counters.version - min(
-                (t["version"] for t in self._actor_totals.values()), default=0),
+            "version_lag": self.tracker.counters.version
+            - min((t["version"] for t in self._actor_totals.values()), default=0),
             "actor.restarts": self.restarts,
         }
         for eps, vals in eps_success.items():
@@ -233,16 +280,22 @@ class DistributedRunner:
             _, weights = self.latest_weights()
         except REMOTE_FAILURES:
             return float("nan")
-        result = evaluate(cfg.network, weights, cfg.env, episodes=cfg.run.eval_episodes, seed=cfg.run.seed + 12345,
-                          split="test", examples=examples)
+        result = evaluate(
+            cfg.network,
+            weights,
+            cfg.env,
+            episodes=cfg.run.eval_episodes,
+            seed=cfg.run.seed + 12345,
+            split="test",
+            examples=examples,
+        )
         self.tracker.record_eval(result.success, result.mean_return, result.examples)
         return result.success
 
     def show_examples(self, n: int) -> None:
         cfg = self.config
         _, weights = self.latest_weights()
-        result = evaluate(cfg.network, weights, cfg.env, episodes=n, seed=cfg.run.seed + 999, split="test",
-                          examples=n)
+        result = evaluate(cfg.network, weights, cfg.env, episodes=n, seed=cfg.run.seed + 999, split="test", examples=n)
         print("held-out generations (greedy):")
         for prompt, text, ok in result.examples:
             print(f"  {'+' if ok >= 1 else '-'} {prompt} -> {text}")
@@ -258,14 +311,15 @@ class DistributedRunner:
         c.wall_s = self.tracker.wall_s()
         write_replay = None
         if self.config.checkpoint.include_replay:
+
             def write_replay(directory: Path) -> int:
                 refs = [s.snapshot.remote(str(directory / f"shard_{k}")) for k, s in enumerate(topo.shards)]
                 for report in ray.get(refs, timeout=timeout):
                     if not report["saved"]:
                         raise OSError(f"replay snapshot failed: {report['error']}")
                 return len(refs)
-        path = ck.save_run(self.directory, self.config, c, learner["learner"], actors, learner["limiter"],
-                           write_replay)
+
+        path = ck.save_run(self.directory, self.config, c, learner["learner"], actors, learner["limiter"], write_replay)
         self.tracker.checkpoint_done(path)
         return path
 
@@ -279,18 +333,30 @@ class DistributedRunner:
         learner_state = ck.load_learner_state(checkpoint)
         snapshots = ck.replay_snapshot_dirs(checkpoint)
         k = len(topo.shards)
-        reports = ray.get([s.restore_many.remote([str(p) for i, p in enumerate(snapshots) if i % k == j])
-                           for j, s in enumerate(topo.shards)], timeout=timeout)
+        reports = ray.get(
+            [
+                s.restore_many.remote([str(p) for i, p in enumerate(snapshots) if i % k == j])
+                for j, s in enumerate(topo.shards)
+            ],
+            timeout=timeout,
+        )
         for report in reports:
             if report.get("error"):
                 self.tracker.message(f"[resume] shard {report.get('shard')}: {report['error']}; it starts empty")
-        ray.get(topo.learner.load_state_dict.remote({"learner": learner_state, "limiter": state["limiter"]},
-                                                    restored_replay=sum(r.get("size", 0) for r in reports)),
-                timeout=timeout)
-        ray.get([a.load_state_dict.remote(s) for a, s in zip(topo.actors, state["actors"], strict=False)],
-                timeout=timeout)
-        self.tracker.message(f"[resume] {checkpoint}: env_steps={self.tracker.counters.env_steps} "
-                             f"updates={self.tracker.counters.updates} replay={sum(r.get('size', 0) for r in reports)}")
+        ray.get(
+            topo.learner.load_state_dict.remote(
+                {"learner": learner_state, "limiter": state["limiter"]},
+                restored_replay=sum(r.get("size", 0) for r in reports),
+            ),
+            timeout=timeout,
+        )
+        ray.get(
+            [a.load_state_dict.remote(s) for a, s in zip(topo.actors, state["actors"], strict=False)], timeout=timeout
+        )
+        self.tracker.message(
+            f"[resume] {checkpoint}: env_steps={self.tracker.counters.env_steps} "
+            f"updates={self.tracker.counters.updates} replay={sum(r.get('size', 0) for r in reports)}"
+        )
 
     # ---- shutdown ---------------------------------------------------------------------------------------------
     def _stop_workers(self) -> None:

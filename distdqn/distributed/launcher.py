@@ -34,13 +34,17 @@ def check_reachable(address: str, timeout_s: float = 3.0) -> None:
         return
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise ClusterConnectError(f"cluster address {address!r} must look like host:port (e.g. 10.0.0.1:6379) or 'auto'")
+        raise ClusterConnectError(
+            f"cluster address {address!r} must look like host:port (e.g. 10.0.0.1:6379) or 'auto'"
+        )
     try:
         with socket.create_connection((host, int(port)), timeout=timeout_s):
             pass
     except OSError as e:
-        raise ClusterConnectError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}); "
-                                  "is the head node running (`ray start --head`) and the port open?") from None
+        raise ClusterConnectError(
+            f"cannot reach the Ray cluster at {address} ({e.strerror or e}); "
+            "is the head node running (`ray start --head`) and the port open?"
+        ) from None
 
 
 def init_ray(cluster: ClusterConfig, runtime_env: dict | None = None, cpus_needed: float = 0.0) -> bool:
@@ -57,15 +61,23 @@ def init_ray(cluster: ClusterConfig, runtime_env: dict | None = None, cpus_neede
     address = cluster.address or os.environ.get("RAY_ADDRESS", "")
     if not address:
         num_cpus = cluster.num_cpus or max(os.cpu_count() or 1, math.ceil(cpus_needed))
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env,
-                 logging_level="WARNING", configure_logging=True)
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            runtime_env=runtime_env,
+            logging_level="WARNING",
+            configure_logging=True,
+        )
         return True
     check_reachable(address)
     os.environ.setdefault("RAY_AUTH_MODE", "token")
     if os.environ["RAY_AUTH_MODE"] == "token" and not _token_available():
-        raise ClusterConnectError("joining a Ray cluster needs its auth token: run `ray get-auth-token` on the head "
-                                  "node and set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH), or set RAY_AUTH_MODE=disabled "
-                                  "for a cluster started without authentication")
+        raise ClusterConnectError(
+            "joining a Ray cluster needs its auth token: run `ray get-auth-token` on the head "
+            "node and set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH), or set RAY_AUTH_MODE=disabled "
+            "for a cluster started without authentication"
+        )
     try:
         ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
     except (ConnectionError, RuntimeError) as e:
@@ -83,6 +95,8 @@ def check_resources(cpus_needed: float, gpus_needed: float, breakdown: str) -> N
     have = ray.cluster_resources()
     cpus, gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
     if cpus_needed > cpus or gpus_needed > gpus:
-        raise ClusterConnectError(f"the run needs {cpus_needed:g} CPUs and {gpus_needed:g} GPUs ({breakdown}) but the "
-                                  f"Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs; lower --actors or "
-                                  "cluster.actor_num_cpus, or add nodes")
+        raise ClusterConnectError(
+            f"the run needs {cpus_needed:g} CPUs and {gpus_needed:g} GPUs ({breakdown}) but the "
+            f"Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs; lower --actors or "
+            "cluster.actor_num_cpus, or add nodes"
+        )

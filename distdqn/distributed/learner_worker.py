@@ -12,7 +12,7 @@ import ray
 
 from distdqn.config import LearnerConfig, NetworkConfig, ReplayConfig
 from distdqn.distributed.actor_worker import REMOTE_FAILURES
-from distdqn.distributed.replay_worker import ShardedReplayClient
+from distdqn.distributed.replay_client import ShardedReplayClient
 from distdqn.learner import Learner
 from distdqn.replay.rate_limiter import RateLimiter
 from distdqn.schedules import beta_at
@@ -21,13 +21,26 @@ from distdqn.schedules import beta_at
 class LearnerWorker:
     """Hosts the Learner. `run()` trains until `stop()`; `stats()` reports counters and the latest loss metrics."""
 
-    def __init__(self, network_config: NetworkConfig, learner_config: LearnerConfig, replay_config: ReplayConfig,
-                 vocab_size: int, max_len: int, seed: int, shards: list, param_store, call_timeout_s: float = 60.0):
+    def __init__(
+        self,
+        network_config: NetworkConfig,
+        learner_config: LearnerConfig,
+        replay_config: ReplayConfig,
+        vocab_size: int,
+        max_len: int,
+        seed: int,
+        shards: list,
+        param_store,
+        call_timeout_s: float = 60.0,
+    ):
         self.learner = Learner(network_config, learner_config, vocab_size, max_len, seed=seed)
         self.config = learner_config
         self.replay_config = replay_config
-        self.limiter = RateLimiter(replay_config.min_size_to_sample, replay_config.samples_per_insert,
-                                   replay_config.samples_per_insert_tolerance)
+        self.limiter = RateLimiter(
+            replay_config.min_size_to_sample,
+            replay_config.samples_per_insert,
+            replay_config.samples_per_insert_tolerance,
+        )
         self.client = ShardedReplayClient(shards, rate_limiter=self.limiter, seed=seed, call_timeout_s=call_timeout_s)
         self.param_store = param_store
         self.call_timeout_s = call_timeout_s
@@ -90,8 +103,12 @@ class LearnerWorker:
         self.param_store.report.remote(self._counters())  # fire-and-forget
 
     def _counters(self) -> dict[str, Any]:
-        return {"updates": self.learner.updates, "sampled": self.limiter.sampled, "version": self.learner.version,
-                "target_syncs": self.learner.target_version}
+        return {
+            "updates": self.learner.updates,
+            "sampled": self.limiter.sampled,
+            "version": self.learner.version,
+            "target_syncs": self.learner.target_version,
+        }
 
     # ---- control ----------------------------------------------------------------------------------------------
     def stop(self) -> None:

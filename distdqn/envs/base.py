@@ -129,7 +129,9 @@ class TextEnv:
         actions = self._check_actions(actions)
         full = self.length >= self.max_len
         if full.any():
-            raise RuntimeError(f"slots {np.flatnonzero(full)[:5].tolist()} are full; an episode should have been truncated")
+            raise RuntimeError(
+                f"slots {np.flatnonzero(full)[:5].tolist()} are full; an episode should have been truncated"
+            )
         self.tokens[self._all, self.length] = actions
         self.length += 1
         self.steps += 1

@@ -56,13 +56,16 @@ def resolve(task: str) -> Callable[..., TextEnv]:
     if task not in _REGISTRY and task in BUILTIN_TASKS:
         importlib.import_module(BUILTIN_TASKS[task])
     if task not in _REGISTRY:
-        raise ValueError(f"unknown task {task!r}{suggest(task, known_tasks())}; known tasks: {', '.join(known_tasks())}, "
-                         "or 'module:Class' for your own")
+        raise ValueError(
+            f"unknown task {task!r}{suggest(task, known_tasks())}; known tasks: {', '.join(known_tasks())}, "
+            "or 'module:Class' for your own"
+        )
     return _REGISTRY[task]
 
 
-def make_env(task: str, num_envs: int = 1, seed: int = 0, split: str = "train", difficulty: str = "easy",
-             **options: Any) -> TextEnv:
+def make_env(
+    task: str, num_envs: int = 1, seed: int = 0, split: str = "train", difficulty: str = "easy", **options: Any
+) -> TextEnv:
     """Build a batched task environment. `options` override the difficulty preset; a wrong one is named."""
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty must be one of {list(DIFFICULTIES)}, got {difficulty!r}")

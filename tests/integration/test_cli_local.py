@@ -10,15 +10,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-COPY = ["env.task=tests.fakes:CopyEnv", "env.options={held_out: false}", "env.envs_per_actor=16",
-        "network.embed_dim=16", "network.hidden_dim=32", "replay.capacity=4000", "replay.min_size_to_sample=256",
-        "learner.batch_size=64", "learner.lr=3e-3", "run.eval_episodes=64", "run.eval_interval_s=2"]
+COPY = [
+    "env.task=tests.fakes:CopyEnv",
+    "env.options={held_out: false}",
+    "env.envs_per_actor=16",
+    "network.embed_dim=16",
+    "network.hidden_dim=32",
+    "replay.capacity=4000",
+    "replay.min_size_to_sample=256",
+    "learner.batch_size=64",
+    "learner.lr=3e-3",
+    "run.eval_episodes=64",
+    "run.eval_interval_s=2",
+]
 
 
 def distdqn(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "distdqn", *args], capture_output=True, text=True, env=env,
-                         timeout=300, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "distdqn", *args], capture_output=True, text=True, env=env, timeout=300, cwd=REPO
+    )
     if check and out.returncode != 0:
         raise AssertionError(f"distdqn {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
     return out
@@ -26,8 +37,22 @@ def distdqn(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def test_train_eval_generate_resume(tmp_path):
     run = tmp_path / "run"
-    distdqn("train", "--local", "--quiet", "--run-dir", str(run), "--max-updates", "150", "--actors", "2",
-            "--json", str(tmp_path / "train.json"), "--examples", "2", *COPY)
+    distdqn(
+        "train",
+        "--local",
+        "--quiet",
+        "--run-dir",
+        str(run),
+        "--max-updates",
+        "150",
+        "--actors",
+        "2",
+        "--json",
+        str(tmp_path / "train.json"),
+        "--examples",
+        "2",
+        *COPY,
+    )
     summary = json.loads((tmp_path / "train.json").read_text())
     assert summary["updates"] >= 150 and summary["env_steps"] > 0 and summary["wall_s"] > 0
     assert summary["final_success"] is not None
@@ -43,8 +68,21 @@ def test_train_eval_generate_resume(tmp_path):
     assert generated.stdout.count("copy ") >= 4  # prompts printed with their generations
 
     # resume with more actors and a larger update budget: counters continue
-    distdqn("train", "--local", "--quiet", "--resume", str(run), "--actors", "3", "--max-updates", "250",
-            "--json", str(tmp_path / "resumed.json"), "--examples", "0")
+    distdqn(
+        "train",
+        "--local",
+        "--quiet",
+        "--resume",
+        str(run),
+        "--actors",
+        "3",
+        "--max-updates",
+        "250",
+        "--json",
+        str(tmp_path / "resumed.json"),
+        "--examples",
+        "0",
+    )
     resumed = json.loads((tmp_path / "resumed.json").read_text())
     assert resumed["updates"] >= 250
     assert resumed["env_steps"] > summary["env_steps"]
@@ -62,8 +100,11 @@ def test_train_eval_generate_resume(tmp_path):
     ],
 )
 def test_bad_input_is_one_clear_error(args, message):
-    out = distdqn(*args, "--run-dir", "/tmp/distdqn-bad-input", check=False) if args[0] == "train" else \
-        distdqn(*args, check=False)
+    out = (
+        distdqn(*args, "--run-dir", "/tmp/distdqn-bad-input", check=False)
+        if args[0] == "train"
+        else distdqn(*args, check=False)
+    )
     assert out.returncode == 2
     assert message in out.stderr
     assert "Traceback" not in out.stderr

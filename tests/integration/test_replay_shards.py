@@ -12,7 +12,8 @@ ray = pytest.importorskip("ray")
 
 from distdqn import spec, wire  # noqa: E402
 from distdqn.config import ReplayConfig  # noqa: E402
-from distdqn.distributed.replay_worker import ReplayShardWorker, ShardedReplayClient  # noqa: E402
+from distdqn.distributed.replay_client import ShardedReplayClient  # noqa: E402
+from distdqn.distributed.replay_worker import ReplayShardWorker  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

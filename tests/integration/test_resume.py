@@ -45,8 +45,9 @@ def assert_tensors_equal(a, b, path=""):
 def test_resume_restores_learner_and_replay_exactly(ray_cluster, tmp_path):
     ray = ray_cluster
     run = tmp_path / "run"
-    first = DistributedRunner(config_for(run, "actor.num_actors=2", "replay.num_shards=2", "run.max_updates=60"),
-                              run, quiet=True)
+    first = DistributedRunner(
+        config_for(run, "actor.num_actors=2", "replay.num_shards=2", "run.max_updates=60"), run, quiet=True
+    )
     try:
         first.train()
         saved_at = first.save_checkpoint(final=True)
@@ -54,8 +55,12 @@ def test_resume_restores_learner_and_replay_exactly(ray_cluster, tmp_path):
     finally:
         first.close()
 
-    second = DistributedRunner(config_for(run, "actor.num_actors=2", "replay.num_shards=2", "run.max_updates=60"),
-                               run, counters=ck.load_counters(run), quiet=True)
+    second = DistributedRunner(
+        config_for(run, "actor.num_actors=2", "replay.num_shards=2", "run.max_updates=60"),
+        run,
+        counters=ck.load_counters(run),
+        quiet=True,
+    )
     try:
         second.restore(run)
         restored = ray.get(second.topo.learner.state_dict.remote(), timeout=60)["learner"]
@@ -77,8 +82,9 @@ def test_resume_with_other_actor_and_shard_counts_keeps_learning(ray_cluster, tm
     budgets = [("2", "2", 100), ("3", "1", 200), ("1", "3", 300)]  # (actors, shards, max_updates) per session
     summary = None
     for i, (actors, shards, updates) in enumerate(budgets):
-        config = config_for(run, f"actor.num_actors={actors}", f"replay.num_shards={shards}",
-                            f"run.max_updates={updates}", "run.seed=5")
+        config = config_for(
+            run, f"actor.num_actors={actors}", f"replay.num_shards={shards}", f"run.max_updates={updates}", "run.seed=5"
+        )
         runner = DistributedRunner(config, run, counters=ck.load_counters(run) if i else None, quiet=True)
         try:
             if i:
@@ -96,8 +102,20 @@ def test_resume_with_other_actor_and_shard_counts_keeps_learning(ray_cluster, tm
 def test_killed_training_process_resumes_from_its_last_checkpoint(tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = [sys.executable, "-m", "distdqn", "train", "--local", "--quiet", "--run-dir", str(run), *COPY,
-            "checkpoint.interval_updates=40", "checkpoint.interval_s=0", "run.max_updates=100000"]
+    args = [
+        sys.executable,
+        "-m",
+        "distdqn",
+        "train",
+        "--local",
+        "--quiet",
+        "--run-dir",
+        str(run),
+        *COPY,
+        "checkpoint.interval_updates=40",
+        "checkpoint.interval_s=0",
+        "run.max_updates=100000",
+    ]
     proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
@@ -108,9 +126,28 @@ def test_killed_training_process_resumes_from_its_last_checkpoint(tmp_path):
         proc.wait(timeout=30)
     saved_updates = ck.load_counters(run).updates  # the latest complete checkpoint survived the kill
     assert saved_updates >= 40
-    out = subprocess.run([sys.executable, "-m", "distdqn", "train", "--local", "--quiet", "--resume", str(run),
-                          f"run.max_updates={saved_updates + 60}", "--json", str(tmp_path / "s.json"),
-                          "--examples", "0"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distdqn",
+            "train",
+            "--local",
+            "--quiet",
+            "--resume",
+            str(run),
+            f"run.max_updates={saved_updates + 60}",
+            "--json",
+            str(tmp_path / "s.json"),
+            "--examples",
+            "0",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["updates"] >= saved_updates + 60

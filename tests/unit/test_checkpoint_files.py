@@ -19,10 +19,15 @@ from distdqn.typed import ConfigError
 def _learner_state(seed: int) -> dict:
     g = torch.Generator().manual_seed(seed)
     online = {"w": torch.randn(3, 4, generator=g), "b": torch.randn(4, generator=g)}
-    return {"online": online, "target": {k: v.clone() for k, v in online.items()},
-            "optimizer": {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(3, 4, generator=g)}},
-                          "param_groups": [{"lr": 1e-3, "params": [0]}]},
-            "updates": 17}
+    return {
+        "online": online,
+        "target": {k: v.clone() for k, v in online.items()},
+        "optimizer": {
+            "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(3, 4, generator=g)}},
+            "param_groups": [{"lr": 1e-3, "params": [0]}],
+        },
+        "updates": 17,
+    }
 
 
 def _write(directory, seed):

@@ -47,8 +47,10 @@ def test_unknown_key_in_yaml_names_dotted_path(tmp_path):
 
 def test_cross_field_problems_reported_together_with_arithmetic():
     with pytest.raises(ConfigError) as e:
-        load_config(None, ["replay.capacity=1000", "replay.num_shards=4", "learner.batch_size=512",
-                           "replay.min_size_to_sample=2000"])
+        load_config(
+            None,
+            ["replay.capacity=1000", "replay.num_shards=4", "learner.batch_size=512", "replay.min_size_to_sample=2000"],
+        )
     problems = e.value.problems
     assert any("1000 / 4 = 250" in p for p in problems)
     assert any("exceeds replay.capacity" in p for p in problems)
@@ -61,8 +63,9 @@ def test_every_problem_collected_at_once():
     assert len(e.value.problems) == 2
 
 
-@pytest.mark.parametrize(("text", "value"), [("1e-4", 1e-4), ("3", 3), ("true", True), ("[1, 2]", [1, 2]),
-                                             ("gru", "gru")])
+@pytest.mark.parametrize(
+    ("text", "value"), [("1e-4", 1e-4), ("3", 3), ("true", True), ("[1, 2]", [1, 2]), ("gru", "gru")]
+)
 def test_parse_value(text, value):
     assert parse_value(text) == value
 

@@ -46,11 +46,27 @@ def test_missing_token_is_explained(monkeypatch, tmp_path):
 def test_cli_unreachable_address_is_one_line():
     port = _closed_port()
     start = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "distdqn", "train", "--address", f"127.0.0.1:{port}",
-                          "--max-updates", "1", "--run-dir", "/tmp/distdqn-unreachable-test"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distdqn",
+            "train",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--max-updates",
+            "1",
+            "--run-dir",
+            "/tmp/distdqn-unreachable-test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert time.monotonic() - start < 60
     lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
-    assert lines == [f"distdqn: error: cannot reach the Ray cluster at 127.0.0.1:{port} (Connection refused); "
-                     "is the head node running (`ray start --head`) and the port open?"]
+    assert lines == [
+        f"distdqn: error: cannot reach the Ray cluster at 127.0.0.1:{port} (Connection refused); "
+        "is the head node running (`ray start --head`) and the port open?"
+    ]
