@@ -1,0 +1,118 @@
+"""Learning benchmark: env steps and wall-clock seconds to each task's held-out target with the local runner.
+
+For every task and difficulty it loads `configs/<task>_<difficulty>.yaml` when that file exists (else the
+defaults plus `--set` overrides), runs the single-process runner (`distdqn.local.LocalRunner`) on a fixed seed
+until held-out success reaches the target or `--max-seconds` passes, and prints one table row per run:
+
+    task  difficulty  target  reached  env_steps  updates  wall_s  best  final
+
+Targets: grammar 0.99 (validity), arithmetic 0.99 (exact match), keyword and shortest_path 0.95, every other task
+0.9 (`--target` overrides all). Rows are also written as JSON with `--json PATH`.
+
+    .venv/bin/python scripts/bench_learning.py --quick                     # keyword easy only, short budget
+    .venv/bin/python scripts/bench_learning.py --levels easy --max-seconds 180 --json easy.json
+    .venv/bin/python scripts/bench_learning.py --tasks grammar arithmetic --levels easy medium hard
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from distdqn.config import load_config  # noqa: E402
+from distdqn.local import LocalRunner  # noqa: E402
+
+TASKS = ["grammar", "keyword", "arithmetic", "shortest_path", "sentiment", "translation", "wordle"]
+LEVELS = ["easy", "medium", "hard"]
+TARGETS = {"grammar": 0.99, "arithmetic": 0.99, "keyword": 0.95, "shortest_path": 0.95}
+DEFAULT_TARGET = 0.9
+
+
+def config_path(task: str, level: str) -> Path | None:
+    path = ROOT / "configs" / f"{task}_{level}.yaml"
+    return path if path.exists() else None
+
+
+def run_one(task: str, level: str, max_seconds: float, seed: int, target: float | None, extra: list[str]) -> dict:
+    path = config_path(task, level)
+    goal = target if target is not None else TARGETS.get(task, DEFAULT_TARGET)
+    overrides = [
+        f"env.task={task}",
+        f"env.difficulty={level}",
+        f"run.seed={seed}",
+        f"run.max_seconds={max_seconds}",
+        f"run.target_success={goal}",
+        "checkpoint.interval_s=0",
+        *extra,
+    ]
+    config = load_config(path, overrides)
+    with tempfile.TemporaryDirectory(prefix=f"bench_{task}_{level}_") as tmp:
+        runner = LocalRunner(config, Path(tmp), quiet=True)
+        start = time.perf_counter()
+        try:
+            summary = runner.train()
+        finally:
+            runner.close()
+        wall = time.perf_counter() - start
+    reached = summary.get("time_to_target_s") is not None
+    return {
+        "task": task,
+        "difficulty": level,
+        "config": str(path.relative_to(ROOT)) if path else "defaults",
+        "target": goal,
+        "reached": reached,
+        "env_steps_to_target": summary.get("env_steps_to_target"),
+        "time_to_target_s": summary.get("time_to_target_s"),
+        "env_steps": summary.get("env_steps"),
+        "updates": summary.get("updates"),
+        "wall_s": round(wall, 1),
+        "best_success": summary.get("best_success"),
+        "final_success": summary.get("final_success"),
+        "max_seconds": max_seconds,
+        "seed": seed,
+    }
+
+
+def row_text(r: dict) -> str:
+    if r["reached"]:
+        result = f"{r['env_steps_to_target']:>9,d} steps {r['time_to_target_s']:>6.0f} s"
+    else:
+        best = r["best_success"] if r["best_success"] is not None else float("nan")
+        result = f"not reached in {r['max_seconds']:.0f} s, best {best:.3f}"
+    return f"{r['task']:<14} {r['difficulty']:<7} {r['target']:<6} {result}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", nargs="+", default=TASKS, help="tasks to run (default: all built-in tasks)")
+    p.add_argument("--levels", nargs="+", default=LEVELS, choices=LEVELS, help="difficulties to run")
+    p.add_argument("--max-seconds", type=float, default=180.0, help="wall-clock budget per run")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target", type=float, help="one held-out success target for every run")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted overrides for every run")
+    p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
+    p.add_argument("--quick", action="store_true", help="keyword easy only, 150 s budget")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.tasks, args.levels, args.max_seconds = ["keyword"], ["easy"], min(args.max_seconds, 150.0)
+    rows = []
+    print(f"{'task':<14} {'level':<7} {'target':<6} result (local runner, seed {args.seed})", flush=True)
+    for level in args.levels:
+        for task in args.tasks:
+            row = run_one(task, level, args.max_seconds, args.seed, args.target, args.set)
+            rows.append(row)
+            print(row_text(row), flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

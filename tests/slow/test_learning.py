@@ -1,0 +1,25 @@
+"""Learning tests (slow, `pytest -m slow`): each target task reaches its held-out target with the local runner on a
+fixed seed, on CPU, within a budget sized for a 2-core machine (about 2x what it takes there)."""
+
+import pytest
+
+from tests.slow._learning import train_to_target
+
+pytestmark = pytest.mark.slow
+
+CASES = [
+    # config, target, budget in seconds
+    ("keyword_easy", 0.95, 300),  # held-out success: every concept, grammatical and plausible
+    ("grammar_easy", 0.99, 240),  # validity
+    ("arithmetic_easy", 0.99, 300),  # exact match on held-out operand pairs
+    ("shortest_path_easy", 0.95, 300),  # mean optimality on held-out node pairs
+]
+
+
+@pytest.mark.parametrize(("config_name", "target", "budget"), CASES, ids=[c[0] for c in CASES])
+def test_reaches_target(config_name, target, budget, tmp_path):
+    summary = train_to_target(config_name, tmp_path, target, budget)
+    assert summary["time_to_target_s"] is not None, (
+        f"{config_name}: held-out success {summary['best_success']} (best) < {target} after {budget} s"
+    )
+    assert summary["best_success"] >= target
