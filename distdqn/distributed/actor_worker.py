@@ -191,7 +191,9 @@ class ActorWorker:
             )
             if self.limiter.can_insert(self.actor.num_envs * self.config.push_interval_steps * self.num_actors):
                 return
-            time.sleep(0.005)
+            # Poll gently: every poll is a remote call, and a throttled actor's job is to leave the CPU to the
+            # learner. 25 ms is short against the learner's progress between two polls (a few updates).
+            time.sleep(0.025)
             self._pull_weights()
 
     # ---- control ----------------------------------------------------------------------------------------------
