@@ -129,15 +129,12 @@ def read_state(directory: Path) -> dict[str, Any]:
 def _fsync_tree(root: Path) -> None:
     for dirpath, _, files in os.walk(root):
         for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(dirpath))
+            _fsync(Path(dirpath) / name)
+        _fsync(Path(dirpath))
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a directory's entries (a rename is durable only once its directory is synced)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -161,25 +158,17 @@ def write_atomic(checkpoints_dir: Path, name: str, write: Callable[[Path], None]
             final.rename(trash)
             shutil.rmtree(trash, ignore_errors=True)
         tmp.rename(final)
-        _fsync_dir(checkpoints_dir)
+        _fsync(checkpoints_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     pointer = checkpoints_dir / f".tmp-latest-{uuid.uuid4().hex[:8]}"
     pointer.write_text(name + "\n")
-    _fsync_tree_file(pointer)
+    _fsync(pointer)
     os.replace(pointer, checkpoints_dir / LATEST)
-    _fsync_dir(checkpoints_dir)
+    _fsync(checkpoints_dir)
     prune(checkpoints_dir, keep_last)
     return final
-
-
-def _fsync_tree_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def list_checkpoints(checkpoints_dir: Path) -> list[Path]:

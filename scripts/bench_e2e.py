@@ -90,52 +90,38 @@ def main() -> None:
     for task in tasks:
         for runtime in ("local", "distributed"):
             s = run_once(runtime, task, [f"run.target_success={TARGETS[task]}", f"run.max_seconds={budget}"])
-            row = {
-                "part": "target",
-                "task": task,
-                "runtime": runtime,
-                "actors": None,
-                "time_to_target_s": s["time_to_target_s"],
-                "env_steps_to_target": s["env_steps_to_target"],
-                "total_wall_s": s["total_wall_s"],
-                "final_success": s["final_success"],
-                "env_steps_per_s": s["env_steps"] / s["wall_s"],
-                "sampled_per_s": s["sampled"] / s["wall_s"],
-                "actor_overhead_frac": s["actor_overhead_frac"],
-                "actor_throttle_frac": s["actor_throttle_frac"],
-            }
-            rows.append(row)
-            print_row(row)
+            rows.append(make_row("target", task, runtime, None, s))
+            print_row(rows[-1])
     for n in actor_counts:
         for runtime in ("local", "distributed"):
-            s = run_once(
-                runtime,
-                "keyword",
-                [
-                    f"actor.num_actors={n}",
-                    f"run.max_seconds={tput_s}",
-                    "run.eval_interval_s=1e9",
-                    "run.target_success=0",
-                ],
-            )
-            row = {
-                "part": "throughput",
-                "task": "keyword",
-                "runtime": runtime,
-                "actors": n,
-                "time_to_target_s": None,
-                "env_steps_to_target": None,
-                "total_wall_s": s["total_wall_s"],
-                "final_success": s["final_success"],
-                "env_steps_per_s": s["env_steps"] / s["wall_s"],
-                "sampled_per_s": s["sampled"] / s["wall_s"],
-                "actor_overhead_frac": s["actor_overhead_frac"],
-                "actor_throttle_frac": s["actor_throttle_frac"],
-            }
-            rows.append(row)
-            print_row(row)
+            overrides = [
+                f"actor.num_actors={n}",
+                f"run.max_seconds={tput_s}",
+                "run.eval_interval_s=1e9",
+                "run.target_success=0",
+            ]
+            rows.append(make_row("throughput", "keyword", runtime, n, run_once(runtime, "keyword", overrides)))
+            print_row(rows[-1])
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+
+
+def make_row(part: str, task: str, runtime: str, actors: int | None, s: dict) -> dict:
+    target = part == "target"
+    return {
+        "part": part,
+        "task": task,
+        "runtime": runtime,
+        "actors": actors,
+        "time_to_target_s": s["time_to_target_s"] if target else None,
+        "env_steps_to_target": s["env_steps_to_target"] if target else None,
+        "total_wall_s": s["total_wall_s"],
+        "final_success": s["final_success"],
+        "env_steps_per_s": s["env_steps"] / s["wall_s"],
+        "sampled_per_s": s["sampled"] / s["wall_s"],
+        "actor_overhead_frac": s["actor_overhead_frac"],
+        "actor_throttle_frac": s["actor_throttle_frac"],
+    }
 
 
 def print_row(r: dict) -> None:

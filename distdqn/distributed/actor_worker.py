@@ -16,6 +16,9 @@ from distdqn.actor import Actor
 from distdqn.config import ActorConfig, EnvConfig, NetworkConfig, ReplayConfig
 from distdqn.replay.rate_limiter import RateLimiter
 
+# Where an actor's time goes, per loop (seconds): the driver sums these into actor.overhead_frac / throttle_frac.
+TIMING_KEYS = ("t_collect", "t_encode", "t_push", "t_wait", "t_pull", "t_throttle", "t_total")
+
 # Failures of a remote peer (dead or restarting actor, lost object, timeout), as opposed to bugs in our code.
 REMOTE_FAILURES = (RayActorError, GetTimeoutError, OwnerDiedError, ObjectLostError)
 
@@ -73,13 +76,7 @@ class ActorWorker:
             "success_sum": 0.0,
             "return_sum": 0.0,
             "length_sum": 0.0,
-            "t_collect": 0.0,
-            "t_encode": 0.0,
-            "t_push": 0.0,
-            "t_wait": 0.0,
-            "t_pull": 0.0,
-            "t_throttle": 0.0,
-            "t_total": 0.0,
+            **dict.fromkeys(TIMING_KEYS, 0.0),
         }
 
     # ---- the loop ---------------------------------------------------------------------------------------------

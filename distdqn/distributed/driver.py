@@ -12,7 +12,7 @@ import ray
 
 from distdqn import checkpoint as ck
 from distdqn.config import Config
-from distdqn.distributed.actor_worker import REMOTE_FAILURES, ActorWorker
+from distdqn.distributed.actor_worker import REMOTE_FAILURES, TIMING_KEYS, ActorWorker
 from distdqn.distributed.launcher import check_resources, cluster_has_gpu, init_ray
 from distdqn.distributed.learner_worker import LearnerWorker
 from distdqn.distributed.param_store import ParameterStore
@@ -124,15 +124,7 @@ class DistributedRunner:
         self._learner_stats: dict[str, Any] = {}
         self._window_episodes: list[tuple[float, float, float]] = []
         self.restarts = 0
-        self.timing = {
-            "t_collect": 0.0,
-            "t_encode": 0.0,
-            "t_push": 0.0,
-            "t_wait": 0.0,
-            "t_pull": 0.0,
-            "t_throttle": 0.0,
-            "t_total": 0.0,
-        }
+        self.timing = dict.fromkeys(TIMING_KEYS, 0.0)
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
