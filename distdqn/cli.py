@@ -167,16 +167,17 @@ def cmd_eval(args: argparse.Namespace, print_all: bool) -> int:
 
 
 def cmd_tasks() -> int:
-    from distdqn.envs.registry import BUILTIN_TASKS, make_env
+    from distdqn.envs.registry import BUILTIN_TASKS, DIFFICULTIES, make_env
 
     for name in BUILTIN_TASKS:
-        try:
-            env = make_env(name, num_envs=1)
-            print(
-                f"{name:14s} vocab={env.vocab_size:<5d} max_len={env.max_len:<4d} {type(env).__doc__.splitlines()[0]}"
-            )
-        except Exception as e:  # a listing should show every task, broken ones included
-            print(f"{name:14s} unavailable: {e}")
+        env = make_env(name, num_envs=1)
+        doc = (sys.modules[type(env).__module__].__doc__ or "").strip().splitlines()
+        sizes = ", ".join(
+            f"{level} V={e.vocab_size} L={e.max_len}"
+            for level in DIFFICULTIES
+            for e in [make_env(name, num_envs=1, difficulty=level)]
+        )
+        print(f"{name:14s} {doc[0] if doc else ''}\n{'':14s} {sizes}")
     return 0
 
 
