@@ -121,8 +121,11 @@ class Learner:
     def snapshot(self) -> tuple[int, dict[str, np.ndarray]]:
         """Bump `version` and return (version, online weights as CPU numpy arrays) for the actors."""
         self.version += 1
-        weights = {k: v.detach().to("cpu", torch.float32).numpy().copy() for k, v in self.online.state_dict().items()}
-        return self.version, weights
+        return self.version, self.weights()
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The online weights as CPU float32 numpy arrays (no version bump: for evaluation)."""
+        return {k: v.detach().to("cpu", torch.float32).numpy().copy() for k, v in self.online.state_dict().items()}
 
     def state_dict(self) -> dict:
         """Tensors and counters: online, target, optimizer, counters (for safetensors + torch.save)."""

@@ -128,17 +128,22 @@ class LocalRunner:
 
     def evaluate(self) -> float:
         cfg = self.config
-        _, weights = self.learner.snapshot()
         result = evaluate(
-            cfg.network, weights, cfg.env, episodes=cfg.run.eval_episodes, seed=cfg.run.seed + 12345, split="test"
+            cfg.network,
+            self.learner.weights(),
+            cfg.env,
+            episodes=cfg.run.eval_episodes,
+            seed=cfg.run.seed + 12345,
+            split="test",
         )
         self.tracker.record_eval(result.success, result.mean_return, result.examples)
         return result.success
 
     def show_examples(self, n: int) -> None:
         cfg = self.config
-        _, weights = self.learner.snapshot()
-        result = evaluate(cfg.network, weights, cfg.env, episodes=n, seed=cfg.run.seed + 999, split="test", examples=n)
+        result = evaluate(
+            cfg.network, self.learner.weights(), cfg.env, episodes=n, seed=cfg.run.seed + 999, split="test", examples=n
+        )
         print("held-out generations (greedy):")
         for prompt, text, ok in result.examples:
             print(f"  {'+' if ok >= 1 else '-'} {prompt} -> {text}")
