@@ -65,6 +65,8 @@ class ActorWorker:
         self._in_flight: deque = deque()
         self.seq = 0
         self._learner_counters: dict[str, Any] = {}
+        self._counters_time = 0.0
+        self._sample_rate = 0.0  # learner samples/s, estimated from successive counter reads
         self._steps_since_pull = 0
         self._totals = {"env_steps": 0, "transitions": 0, "pushes": 0, "push_failures": 0, "episodes": 0}
         self._window = self._empty_window()
@@ -165,7 +167,12 @@ class ActorWorker:
             )
         except REMOTE_FAILURES:
             return
-        self._learner_counters = counters
+        now = time.monotonic()
+        if self._learner_counters:  # the learner's sampling rate, for the throttle's sleep
+            previous, then = int(self._learner_counters.get("sampled", 0)), self._counters_time
+            if now > then and counters.get("sampled", 0) > previous:
+                self._sample_rate = (counters["sampled"] - previous) / (now - then)
+        self._learner_counters, self._counters_time = counters, now
         if ref is not None:
             try:
                 weights = ray.get(ref[0], timeout=self.call_timeout_s)
@@ -188,9 +195,11 @@ class ActorWorker:
             )
             if self.limiter.can_insert(self.actor.num_envs * self.config.push_interval_steps * self.num_actors):
                 return
-            # Poll gently: every poll is a remote call, and a throttled actor's job is to leave the CPU to the
-            # learner. 25 ms is short against the learner's progress between two polls (a few updates).
-            time.sleep(0.025)
+            # Sleep about as long as the learner needs to sample the deficit (every poll is a remote call, and a
+            # throttled actor's job is to leave the CPU to the learner), between 10 ms and 0.5 s.
+            deficit = self.limiter.expected_samples() * (1.0 - self.limiter.tolerance) - self.limiter.sampled
+            wait = deficit / self._sample_rate if self._sample_rate > 0 else 0.025
+            time.sleep(min(max(wait, 0.01), 0.5))
             self._pull_weights()
 
     # ---- control ----------------------------------------------------------------------------------------------
