@@ -74,6 +74,7 @@ class LearnerConfig:
     batch_size: int = 256  # transitions per update
     lr: float = 1e-3  # Adam learning rate
     adam_eps: float = 1e-5  # Adam epsilon
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW); helps generalisation to held-out prompts
     max_grad_norm: float = 10.0  # gradient-norm clip
     loss: Literal["huber", "mse"] = "huber"  # TD loss
     huber_delta: float = 1.0  # Huber transition point

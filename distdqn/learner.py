@@ -49,7 +49,12 @@ class Learner:
             torch.manual_seed(seed)
             self.online = build_network(network_config, vocab_size, max_len).to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=learner_config.lr, eps=learner_config.adam_eps)
+        self.optimizer = torch.optim.AdamW(
+            self.online.parameters(),
+            lr=learner_config.lr,
+            eps=learner_config.adam_eps,
+            weight_decay=learner_config.weight_decay,  # 0 (the default) is plain Adam
+        )
         self.updates = 0  # optimizer steps taken
         self.version = 0  # weights version: bumped by each snapshot()
         self.target_version = 0  # number of hard target syncs so far
