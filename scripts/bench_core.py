@@ -99,7 +99,8 @@ def main() -> None:
     target = next(r for r in actor_rows if r["B"] == 256 and r["vocab"] == 32)["env_steps_per_s"]
     print(f"target >= 50,000 env steps/s at B=256, small vocab: {'met' if target >= 50_000 else 'NOT met'}")
     if args.json:
-        args.json.write_text(json.dumps({"actor": actor_rows, "learner": learner_rows}, indent=2))
+        rows = [{"part": "actor", **r} for r in actor_rows] + [{"part": "learner", **r} for r in learner_rows]
+        args.json.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

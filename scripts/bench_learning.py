@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(row_text(row), flush=True)
             if args.json:
-                Path(args.json).write_text(json.dumps(rows, indent=2))
+                Path(args.json).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     return 0
 
 
