@@ -21,6 +21,10 @@ from distdqn.evaluation import evaluate
 from distdqn.local import env_shape
 from distdqn.run import Counters, RunTracker
 
+# Hundreds of small calls per second flow between the workers; Ray's per-task event reporting (for its state API
+# and dashboard) would send each one to the GCS, which costs CPU the learner needs on a small machine.
+WORKER_OPTIONS = {"enable_task_events": False}
+
 
 @dataclasses.dataclass
 class Topology:
@@ -41,7 +45,7 @@ def make_actor(config: Config, topo_shards: list, param_store, index: int, incar
     c = config
     return (
         ray.remote(ActorWorker)
-        .options(num_cpus=c.cluster.actor_num_cpus, max_concurrency=2, name=None)
+        .options(num_cpus=c.cluster.actor_num_cpus, max_concurrency=2, **WORKER_OPTIONS)
         .remote(
             c.env,
             c.network,
@@ -80,17 +84,17 @@ def connect_components(config: Config, vocab_size: int, max_len: int, with_mask:
     num_gpus = 1 if gpus == "1" or (gpus == "auto" and cluster_has_gpu()) else 0
     cpus, breakdown = cpus_needed(c)
     check_resources(cpus, num_gpus, breakdown)
-    param_store = ray.remote(ParameterStore).options(num_cpus=0).remote()
+    param_store = ray.remote(ParameterStore).options(num_cpus=0, **WORKER_OPTIONS).remote()
     shards = [
         ray.remote(ReplayShardWorker)
-        .options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1)
+        .options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1, **WORKER_OPTIONS)
         .remote(k, vocab_size, max_len, with_mask, c.replay, c.run.seed * 7919 + k)
         for k in range(c.replay.num_shards)
     ]
     learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
     learner = (
         ray.remote(LearnerWorker)
-        .options(num_cpus=c.cluster.learner_num_cpus, num_gpus=num_gpus, max_concurrency=2)
+        .options(num_cpus=c.cluster.learner_num_cpus, num_gpus=num_gpus, max_concurrency=2, **WORKER_OPTIONS)
         .remote(
             c.network,
             learner_cfg,
