@@ -14,6 +14,20 @@ import numpy as np
 
 from distdqn.envs.base import EOS, PAD, TextEnv, Vocab
 
+# Dotted overrides for a tiny, fast run on CopyEnv (both splits learnable): the integration and CLI tests' base.
+COPY_RUN = [
+    "env.task=tests.fakes:CopyEnv",
+    "env.options={held_out: false}",
+    "env.envs_per_actor=16",
+    "network.embed_dim=16",
+    "network.hidden_dim=32",
+    "replay.capacity=4000",
+    "replay.min_size_to_sample=256",
+    "learner.batch_size=64",
+    "learner.lr=3e-3",
+    "run.eval_episodes=64",
+]
+
 
 class CopyEnv(TextEnv):
     """Copy the prompt's letter, then stop: `copy c` -> `c <eos>`. Oracle return 1.0, success 1."""

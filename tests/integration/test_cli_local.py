@@ -9,18 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import COPY_RUN
+
 REPO = Path(__file__).resolve().parents[2]
 COPY = [
-    "env.task=tests.fakes:CopyEnv",
-    "env.options={held_out: false}",
-    "env.envs_per_actor=16",
-    "network.embed_dim=16",
-    "network.hidden_dim=32",
-    "replay.capacity=4000",
-    "replay.min_size_to_sample=256",
-    "learner.batch_size=64",
-    "learner.lr=3e-3",
-    "run.eval_episodes=64",
+    *COPY_RUN,
     "run.eval_interval_s=2",
 ]
 

@@ -9,23 +9,15 @@ import pytest
 from distdqn.config import load_config
 from distdqn.distributed.driver import DistributedRunner
 from distdqn.local import LocalRunner
+from tests.fakes import COPY_RUN
 
 pytestmark = pytest.mark.integration
 
 COPY = [
-    "env.task=tests.fakes:CopyEnv",
-    "env.options={held_out: false}",
-    "env.envs_per_actor=16",
-    "network.embed_dim=16",
-    "network.hidden_dim=32",
-    "replay.capacity=4000",
-    "replay.min_size_to_sample=256",
-    "learner.batch_size=64",
-    "learner.lr=3e-3",
+    *COPY_RUN,
     "learner.publish_interval_updates=10",
     "learner.target_sync_interval_updates=20",
     "run.eval_interval_s=1000",
-    "run.eval_episodes=64",
     "run.log_interval_s=0.2",
     "checkpoint.interval_s=0",
     "cluster.actor_num_cpus=0.5",
