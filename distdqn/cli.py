@@ -123,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, summary)
     print(_summary_line(summary))
-    return 0 if summary.get("stop_reason") != "failed" else 1
+    return 1 if str(summary.get("stop_reason")).startswith("failed") else 0
 
 
 def _summary_line(s: dict) -> str:

@@ -61,7 +61,7 @@ class LocalRunner:
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
-        c, cfg = self.tracker.counters, self.config
+        c = self.tracker.counters
         reason = None
         try:
             while (reason := self.tracker.stop_reason()) is None:
@@ -77,8 +77,8 @@ class LocalRunner:
                     self.save_checkpoint()
         except KeyboardInterrupt:
             reason = "interrupted"
-        if cfg.run.target_success and c.time_to_target_s is None or c.last_success is None:
-            self.evaluate()
+        if c.last_success is None or not (reason or "").startswith("target reached"):
+            self.evaluate()  # the final held-out success of the weights the run ends with
         return self.tracker.summary(reason)
 
     def _act(self, force: bool = False) -> bool:

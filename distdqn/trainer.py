@@ -31,9 +31,10 @@ def train(
         if resume is not None:
             runner.restore(resume)
         summary = runner.train()
-        runner.save_checkpoint(final=True)
-        if examples:
-            runner.show_examples(examples)
+        if not str(summary.get("stop_reason")).startswith("failed"):  # a dead learner has no state to save
+            runner.save_checkpoint(final=True)
+            if examples:
+                runner.show_examples(examples)
     finally:
         runner.close()
     return summary

@@ -122,7 +122,7 @@ class DistributedRunner:
         self.topo = connect_components(config, self.vocab_size, self.max_len, self.with_mask)
         self.tracker = RunTracker(config, directory, counters, quiet=quiet)
         self._base = dataclasses.replace(self.tracker.counters)  # counters at session start (resume)
-        self._actor_totals: dict[int, dict[str, int]] = {}
+        self._actor_totals: dict[tuple[int, int], dict[str, Any]] = {}  # (actor, incarnation) -> latest totals
         self._run_refs: dict[int, Any] = {}
         self._learner_ref = None
         self._learner_stats: dict[str, Any] = {}
@@ -157,8 +157,8 @@ class DistributedRunner:
             reason = "interrupted"
         self._stop_workers()
         self._poll()
-        if self.tracker.counters.last_success is None or reason != "target reached":
-            self.evaluate()
+        if self.tracker.counters.last_success is None or not (reason or "").startswith("target reached"):
+            self.evaluate()  # the final held-out success of the weights the run ends with
         return self.tracker.summary(reason)
 
     def _supervise(self, timeout_s: float) -> str | None:
