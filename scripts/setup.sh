@@ -18,7 +18,8 @@ PIP="$VENV/bin/python -m pip"
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   if [ -n "${DISTDQN_TORCH:-}" ]; then
     echo "[setup] installing $DISTDQN_TORCH"
-    $PIP install -q "$DISTDQN_TORCH"
+    # shellcheck disable=SC2086  # word splitting intended: a requirement plus pip options
+    $PIP install -q $DISTDQN_TORCH
   elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     echo "[setup] NVIDIA GPU found: installing torch with CUDA"
     $PIP install -q torch
