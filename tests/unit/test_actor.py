@@ -15,6 +15,8 @@ NET = NetworkConfig(embed_dim=8, hidden_dim=16)
 
 def make_actor(task="tests.fakes:CopyEnv", index=0, num_actors=2, seed=0, net=NET, **actor_kw):
     env = EnvConfig(task=task, envs_per_actor=8)
+    # the Ape-X paper's ladder, no warm-up: the tests below check epsilons against these numbers
+    actor_kw = {"eps_base": 0.4, "eps_alpha": 7.0, "eps_decay_steps": 0, **actor_kw}
     return Actor(env, net, ActorConfig(n_step=2, gamma=0.9, **actor_kw), index, num_actors, seed)
 
 

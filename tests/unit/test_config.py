@@ -73,5 +73,5 @@ def test_parse_value(text, value):
 def test_architecture_hash_ignores_run_keys():
     a = load_config(None, ["run.seed=1"])
     b = load_config(None, ["run.seed=2"])
-    c = load_config(None, ["network.hidden_dim=64"])
+    c = load_config(None, ["network.hidden_dim=96"])
     assert a.hash() == b.hash() != c.hash()
