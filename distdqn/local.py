@@ -52,7 +52,7 @@ class LocalRunner:
         self.replay = PrioritizedReplay(
             rc.capacity, fields, alpha=rc.alpha, priority_eps=rc.priority_eps, seed=config.run.seed
         )
-        self.limiter = RateLimiter(rc.min_size_to_sample, rc.samples_per_insert, rc.samples_per_insert_tolerance)
+        self.limiter = RateLimiter.from_config(rc)
         self.learner = Learner(config.network, config.learner, self.vocab_size, self.max_len, seed=config.run.seed)
         self.tracker = RunTracker(config, directory, counters, quiet=quiet)
         self._last_loss: dict[str, float] = {}

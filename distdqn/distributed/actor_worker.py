@@ -55,11 +55,7 @@ class ActorWorker:
         self.alive = [True] * len(self.shards)
         self.param_store = param_store
         self.call_timeout_s = call_timeout_s
-        self.limiter = RateLimiter(
-            replay_config.min_size_to_sample,
-            replay_config.samples_per_insert,
-            replay_config.samples_per_insert_tolerance,
-        )
+        self.limiter = RateLimiter.from_config(replay_config)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: deque = deque()

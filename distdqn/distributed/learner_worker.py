@@ -36,11 +36,7 @@ class LearnerWorker:
         self.learner = Learner(network_config, learner_config, vocab_size, max_len, seed=seed)
         self.config = learner_config
         self.replay_config = replay_config
-        self.limiter = RateLimiter(
-            replay_config.min_size_to_sample,
-            replay_config.samples_per_insert,
-            replay_config.samples_per_insert_tolerance,
-        )
+        self.limiter = RateLimiter.from_config(replay_config)
         self.client = ShardedReplayClient(shards, rate_limiter=self.limiter, seed=seed, call_timeout_s=call_timeout_s)
         self.param_store = param_store
         self.call_timeout_s = call_timeout_s

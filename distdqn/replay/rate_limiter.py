@@ -41,6 +41,12 @@ class RateLimiter:
         self.inserted = 0  # transitions
         self.sampled = 0  # transitions
 
+    @classmethod
+    def from_config(cls, replay_config: Any) -> RateLimiter:
+        """The global limiter of a run's `ReplayConfig` (min_size_to_sample, samples_per_insert and its tolerance)."""
+        c = replay_config
+        return cls(c.min_size_to_sample, c.samples_per_insert, c.samples_per_insert_tolerance)
+
     def expected_samples(self) -> float:
         """E(I) = samples_per_insert * max(0, I - min_size_to_sample)."""
         return self.samples_per_insert * max(0, self.inserted - self.min_size_to_sample)
