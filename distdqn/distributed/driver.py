@@ -14,7 +14,7 @@ from distdqn import checkpoint as ck
 from distdqn.config import Config
 from distdqn.distributed.actor_worker import REMOTE_FAILURES, TIMING_KEYS, ActorWorker
 from distdqn.distributed.launcher import check_resources, cluster_has_gpu, init_ray
-from distdqn.distributed.learner_worker import LearnerWorker
+from distdqn.distributed.learner_worker import LEARNER_TIMING_KEYS, LearnerWorker
 from distdqn.distributed.param_store import ParameterStore
 from distdqn.distributed.replay_worker import ReplayShardWorker
 from distdqn.evaluation import evaluate
@@ -129,6 +129,7 @@ class DistributedRunner:
         self._window_episodes: list[tuple[float, float, float]] = []
         self.restarts = 0
         self.timing = dict.fromkeys(TIMING_KEYS, 0.0)
+        self.learner_timing = dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
@@ -224,6 +225,8 @@ class DistributedRunner:
         self._window_episodes = self._window_episodes[-200:]
         try:
             self._learner_stats = ray.get(learner_ref, timeout=timeout)
+            for k in self.learner_timing:
+                self.learner_timing[k] += self._learner_stats["window"][k]
         except REMOTE_FAILURES:
             pass
         totals = self._actor_totals.values()
@@ -263,6 +266,13 @@ class DistributedRunner:
         if t["t_total"]:
             extras["actor.overhead_frac"] = (t["t_encode"] + t["t_push"] + t["t_wait"] + t["t_pull"]) / t["t_total"]
             extras["actor.throttle_frac"] = t["t_throttle"] / t["t_total"]
+        lt = self.learner_timing
+        busy = lt["t_update"] + lt["t_wait"] + lt["t_publish"]
+        if busy and lt["updates"]:
+            # the learner's time split: updating (sample decode included), waiting for batches, publishing weights
+            extras["learner.update_frac"] = lt["t_update"] / busy
+            extras["learner.wait_frac"] = lt["t_wait"] / busy
+            extras["learner.update_ms"] = 1000.0 * lt["t_update"] / lt["updates"]
         return extras
 
     # ---- evaluation -------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from distdqn.learner import Learner
 from distdqn.replay.rate_limiter import RateLimiter
 from distdqn.schedules import beta_at
 
+LEARNER_TIMING_KEYS = ("updates", "t_update", "t_wait", "t_publish")  # the stats() window the driver sums
+
 
 class LearnerWorker:
     """Hosts the Learner. `run()` trains until `stop()`; `stats()` reports counters and the latest loss metrics."""
@@ -43,7 +45,7 @@ class LearnerWorker:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._metrics: dict[str, float] = {}
-        self._window = {"updates": 0, "t_update": 0.0, "t_wait": 0.0, "t_publish": 0.0}
+        self._window = dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
         self._publish_ref: list = []
 
     # ---- the loop ---------------------------------------------------------------------------------------------
@@ -113,7 +115,7 @@ class LearnerWorker:
     def stats(self) -> dict[str, Any]:
         with self._lock:
             window = dict(self._window)
-            self._window = {k: 0 * v for k, v in self._window.items()}
+            self._window = dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
             metrics = dict(self._metrics)
         return {**self._counters(), "metrics": metrics, "window": window, "replay": self.client.stats()}
 
