@@ -1,27 +1,37 @@
 """A vectorised sum-tree plus min-tree over priorities: batch set, prefix-sum search and stratified sampling.
 
-Layout: `num_leaves` (a power of two) leaves under a complete binary tree stored heap-style: node n has children 2n
-and 2n+1, leaf j is node num_leaves + j. Each node holds the pair (sum, min) of its subtree's priorities, stored
-side by side in one float64 array `_pairs[node] = (sum, min)`; an unused leaf holds (0, +inf), so it is never
-sampled and never the minimum. Keeping the pair together lets one numpy gather fetch both children of a node with
-both their sums and minima (a 32-byte record view), and one scatter write a node's new pair: an update costs about
-five numpy calls per level instead of twelve. Numpy calls, not arithmetic, are the cost at these batch sizes.
+Layout: a wide tree. Every inner node has BRANCHING (16) children, stored level by level: level 0 holds the leaves,
+level h + 1 holds one node per row of BRANCHING consecutive nodes of level h, so `rows(h)[j]` (a [BRANCHING] row of
+the flat level-h array) are the children of node j of level h + 1. A row of 16 float64 is two cache lines, and a
+1M-leaf tree is two levels deep below its roots instead of eight binary ones. Each level above the leaves has a sum
+array and a min array; the leaves are their own sums and minima. An unused leaf holds 0: never sampled, and never
+the minimum, which is the smallest *positive* priority (an item of priority 0 is never drawn, so it bounds no
+importance weight). A subtree without a positive leaf has min +inf.
 
-The top of the tree is cut off: only the `num_roots` nodes of one level (at most MAX_ROOTS, the "roots") and
-everything below them are kept up to date. Above them a flat cumulative sum over the roots does the work of the
-upper levels: the total is its last entry, a query finds its root with one `np.searchsorted`, and an update stops
-at the roots. For a 1M-leaf tree that cuts the levels an update or a query walks from 20 to 8.
+The top of the tree is cut off: the `num_roots` nodes of the highest kept level (at most MAX_ROOTS, the "roots")
+and everything below them are kept up to date. Above them a flat cumulative sum over the roots does the work of
+the upper levels: the total is its last entry, a query finds its root with one `np.searchsorted`, and an update
+stops at the roots.
 
-Every operation works on all requested items at once, level by level: no Python loop per item. Inner nodes are
-always recomputed from their children (never incremented), so float error does not accumulate however many updates
-a run does.
+Numpy calls, not arithmetic, are the cost at these batch sizes, so every operation works on all requested items at
+once, level by level, with a handful of calls per level and no Python loop per item:
+- a query gathers each visited node's row of children ([n, 16]) and finds the child holding its mass from the
+  row's exclusive prefix sums (one small matrix product with a triangular matrix of ones);
+- an update gathers each changed node's row of children, transposes it ([16, m], so the reductions run along
+  contiguous memory) and writes the parent's sum (a fixed pairwise order, so equal children always give equal
+  sums) and min.
+Inner nodes are always recomputed from their children (never incremented), so float error does not accumulate
+however many updates a run does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+BRANCHING = 16  # children per inner node; a power of two
+_SHIFT = BRANCHING.bit_length() - 1
 MAX_ROOTS = 4096
+_BEFORE = np.triu(np.ones((BRANCHING, BRANCHING)), 1)  # row @ _BEFORE = exclusive prefix sums of the row
 
 
 class SumMinTree:
@@ -31,17 +41,15 @@ class SumMinTree:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = int(capacity)
-        self.num_leaves = 1 << max(0, (self.capacity - 1).bit_length())
-        self.num_roots = min(self.num_leaves, MAX_ROOTS)
-        self.levels = (self.num_leaves // self.num_roots).bit_length() - 1  # binary levels from roots to leaves
-        self._pairs = np.empty((2 * self.num_leaves, 2), dtype=np.float64)  # [node] -> (sum, min)
-        self._pairs[:, 0] = 0.0
-        self._pairs[:, 1] = np.inf
-        self._sum = self._pairs[:, 0]  # strided views
-        self._min = self._pairs[:, 1]
-        self._as_complex = self._pairs.view(np.complex128)[:, 0]  # [node] -> one (sum, min) record
-        self._children = self._pairs.reshape(-1, 4)  # [node] -> (sum_2n, min_2n, sum_2n+1, min_2n+1)
-        self._children_rec = self._pairs.reshape(-1).view("V32")  # the same rows as opaque records: fast gathers
+        self.levels = 0  # wide levels between the leaves and the roots
+        self.num_roots = self.capacity
+        while self.num_roots > MAX_ROOTS:
+            self.num_roots = -(-self.num_roots // BRANCHING)
+            self.levels += 1
+        self.num_leaves = self.num_roots * BRANCHING**self.levels
+        sizes = [self.num_roots * BRANCHING ** (self.levels - h) for h in range(self.levels + 1)]
+        self._sums = [np.zeros(size) for size in sizes]  # [h] -> level h; [0] the leaves, [levels] the roots
+        self._mins = [self._sums[0]] + [np.full(size, np.inf) for size in sizes[1:]]  # leaves: their own minima
         self._cumsum: np.ndarray | None = None  # cumulative sums over the roots, dropped by every write
         self._cached_min: float | None = None  # likewise
 
@@ -52,22 +60,25 @@ class SumMinTree:
 
     @property
     def min(self) -> float:
-        """Smallest priority set so far (+inf when none is set)."""
+        """Smallest positive priority (+inf when there is none)."""
         if self._cached_min is None:
-            self._cached_min = float(self._min[self.num_roots : 2 * self.num_roots].min())
+            roots = self._mins[self.levels]
+            if self.levels == 0:  # the roots are the leaves: unused ones hold 0
+                roots = roots[roots > 0.0]
+            self._cached_min = float(roots.min()) if roots.size else np.inf
         return self._cached_min
 
     @property
     def nbytes(self) -> int:
-        return self._pairs.nbytes
+        return sum(level.nbytes for level in self._sums) + sum(level.nbytes for level in self._mins[1:])
 
     def get(self, indices: np.ndarray) -> np.ndarray:
         """Priorities at leaf `indices`."""
-        return self._sum[self.num_leaves + np.asarray(indices, dtype=np.int64)]
+        return self._sums[0].take(np.asarray(indices, dtype=np.int64))
 
     def leaves(self, count: int) -> np.ndarray:
         """A copy of the priorities of leaves [0, count)."""
-        return self._sum[self.num_leaves : self.num_leaves + count].copy()
+        return self._sums[0][:count].copy()
 
     def set(self, indices: np.ndarray, values: np.ndarray) -> None:
         """Set leaf `indices` to `values` (any order; for a repeated index the last write wins) and propagate."""
@@ -79,22 +90,13 @@ class SumMinTree:
             return
         if indices.min() < 0 or indices.max() >= self.capacity:
             raise IndexError(f"leaf index out of [0, {self.capacity})")
-        nodes, values = _sorted_last_writes(indices, values)
-        pairs = np.empty((nodes.size, 2), dtype=np.float64)
-        pairs[:, 0] = pairs[:, 1] = values
-        nodes += self.num_leaves
-        as_complex, children = self._as_complex, self._children_rec
-        records = pairs.view(np.complex128)[:, 0]
-        pair_sum, pair_min = pairs[:, 0], pairs[:, 1]
-        as_complex[nodes] = records
-        for _ in range(self.levels):
-            # `nodes` stays sorted, so parents repeat in runs; writing the same value twice is harmless and cheaper
-            # than removing the repeats at every level.
-            nodes >>= 1
-            kids = children.take(nodes).view(np.float64).reshape(-1, 4)
-            np.add(kids[:, 0], kids[:, 2], out=pair_sum)
-            np.minimum(kids[:, 1], kids[:, 3], out=pair_min)
-            as_complex[nodes] = records
+        nodes, values = _ascending_last_writes(indices, values)
+        self._sums[0][nodes] = values
+        for h in range(1, self.levels + 1):
+            # `nodes` stays ascending, so parents repeat in runs; writing the same value twice is harmless and
+            # cheaper than removing the repeats at every level.
+            nodes = nodes >> _SHIFT
+            self._sums[h][nodes], self._mins[h][nodes] = self._reduce_rows(h, nodes)
         self._cumsum = self._cached_min = None
 
     def set_range(self, start: int, values: np.ndarray) -> None:
@@ -105,61 +107,74 @@ class SumMinTree:
             return
         if start < 0 or start + n > self.capacity:
             raise IndexError(f"leaf range [{start}, {start + n}) out of [0, {self.capacity})")
-        lo = start + self.num_leaves
-        hi = lo + n  # exclusive
-        self._sum[lo:hi] = values
-        self._min[lo:hi] = values
-        children = self._children
-        for _ in range(self.levels):
-            lo >>= 1
-            hi = (hi + 1) >> 1
-            kids = children[lo:hi]
-            np.add(kids[:, 0], kids[:, 2], out=self._sum[lo:hi])
-            np.minimum(kids[:, 1], kids[:, 3], out=self._min[lo:hi])
-        self._cumsum = self._cached_min = None
+        self._sums[0][start : start + n] = values
+        self._propagate_range(start, start + n)
 
     def rebuild(self, values: np.ndarray) -> None:
         """Replace every leaf: `values` fills leaves [0, len(values)), the rest become unused; O(num_leaves)."""
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 1 or values.shape[0] > self.capacity:
             raise ValueError(f"expected at most {self.capacity} priorities, got shape {values.shape}")
-        width = self.num_leaves
-        self._sum[width:] = 0.0
-        self._min[width:] = np.inf
-        self._sum[width : width + values.shape[0]] = values
-        self._min[width : width + values.shape[0]] = values
-        while width > self.num_roots:
-            width >>= 1
-            kids = self._children[width : 2 * width]
-            np.add(kids[:, 0], kids[:, 2], out=self._sum[width : 2 * width])
-            np.minimum(kids[:, 1], kids[:, 3], out=self._min[width : 2 * width])
+        leaves = self._sums[0]
+        leaves[:] = 0.0
+        leaves[: values.shape[0]] = values
+        self._propagate_range(0, self.num_leaves)
+
+    def _propagate_range(self, lo: int, hi: int) -> None:
+        """Recompute the ancestors of leaves [lo, hi) (hi exclusive) level by level with slices."""
+        for h in range(1, self.levels + 1):
+            lo, hi = lo >> _SHIFT, ((hi - 1) >> _SHIFT) + 1
+            self._sums[h][lo:hi], self._mins[h][lo:hi] = self._reduce_rows(h, slice(lo, hi))
         self._cumsum = self._cached_min = None
+
+    def _reduce_rows(self, h: int, nodes: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """(sums, minima) of the children of level-h `nodes`, from level h - 1."""
+        # Transposed copies ([BRANCHING, m]): numpy reduces short rows slowly, but adds contiguous columns fast.
+        kids = _columns(self._sums[h - 1], nodes)
+        sums = kids
+        width = BRANCHING
+        while width > 1:  # pairwise, in a fixed order: the same children always give bit-identical sums
+            width >>= 1
+            sums = sums[:width] + sums[width:]
+        if h == 1:  # the children are leaves, where 0 marks an unused leaf, not a minimum
+            kids[kids == 0.0] = np.inf
+        else:
+            kids = _columns(self._mins[h - 1], nodes)
+        return sums[0], np.minimum.reduce(kids, axis=0)
 
     def _root_cumsum(self) -> np.ndarray:
         if self._cumsum is None:
             cumsum = np.empty(self.num_roots + 1)
             cumsum[0] = 0.0
-            np.cumsum(self._sum[self.num_roots : 2 * self.num_roots], out=cumsum[1:])
+            np.cumsum(self._sums[self.levels], out=cumsum[1:])
             self._cumsum = cumsum
         return self._cumsum
 
     def find_prefix(self, mass: np.ndarray) -> np.ndarray:
-        """For each `mass` u in [0, total), the leaf j with prefix(j) <= u < prefix(j) + p_j (all queries at once)."""
+        """For each `mass` u in [0, total), the leaf j with prefix(j) <= u < prefix(j) + p_j (all queries at once).
+
+        Past a rounding edge (u at or beyond its subtree's sum) the search takes the last child, which may be an
+        unused leaf; `sample_stratified` clamps such results.
+        """
         u = np.array(mass, dtype=np.float64)  # a copy: descended in place
         cumsum = self._root_cumsum()  # [num_roots + 1], cumsum[r] = mass before root r
-        root = cumsum.searchsorted(u, side="right")  # >= 1 since cumsum[0] = 0 <= u
-        root -= 1
-        np.minimum(root, self.num_roots - 1, out=root)  # u >= total after rounding
-        u -= cumsum[root]
-        nodes = root + self.num_roots
-        left_sums = self._children[:, 0]  # [n] -> sum of node 2n
-        for _ in range(self.levels):
-            left = left_sums[nodes]  # fancy indexing: .take would copy this strided view first
-            go_right = u >= left
-            u -= np.where(go_right, left, 0.0)
-            nodes <<= 1
-            nodes += go_right
-        return nodes - self.num_leaves
+        nodes = cumsum.searchsorted(u, side="right")  # >= 1 since cumsum[0] = 0 <= u
+        nodes -= 1
+        np.minimum(nodes, self.num_roots - 1, out=nodes)  # u >= total after rounding
+        u -= cumsum.take(nodes)
+        column = u[:, None]  # a view: follows the in-place updates of u
+        row_start = np.arange(0, u.size * BRANCHING, BRANCHING)
+        for h in range(self.levels, 0, -1):
+            before = self._sums[h - 1].reshape(-1, BRANCHING).take(nodes, axis=0) @ _BEFORE  # [n, BRANCHING]
+            # before[:, 0] = 0 <= u, so the first column where before > u is 1..BRANCHING-1, the child being the one
+            # left of it; argmin finds no False (0) when the child is the last one, which the wrap-around maps to.
+            child = (before <= column).argmin(axis=1)
+            child -= 1
+            child &= BRANCHING - 1
+            u -= before.ravel().take(row_start + child)
+            nodes <<= _SHIFT
+            nodes += child
+        return nodes
 
     def sample_stratified(self, n: int, rng: np.random.Generator, num_valid: int) -> np.ndarray:
         """`n` leaves drawn proportionally to priority, one uniform draw in each of n equal slices of the total mass.
@@ -172,24 +187,36 @@ class SumMinTree:
         total = self._root_cumsum()[-1]
         if not total > 0.0:
             raise ValueError("cannot sample: the total priority is 0")
-        u = (np.arange(n, dtype=np.float64) + rng.random(n)) * (total / n)
+        u = np.arange(n, dtype=np.float64)
+        u += rng.random(n)
+        u *= total / n
         leaves = self.find_prefix(u)
         np.minimum(leaves, num_valid - 1, out=leaves)
         return leaves
 
 
-def _sorted_last_writes(indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _columns(level: np.ndarray, nodes: np.ndarray | slice) -> np.ndarray:
+    """The children rows of `nodes` ([m, BRANCHING] of the flat `level`), transposed into a fresh [BRANCHING, m]."""
+    rows = level.reshape(-1, BRANCHING)
+    rows = rows[nodes] if isinstance(nodes, slice) else rows.take(nodes, axis=0)
+    return np.ascontiguousarray(rows.T)
+
+
+def _ascending_last_writes(indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unique indices ascending, the value last written to each): the semantics of sequential writes.
 
-    Sampled keys usually arrive sorted and distinct (stratified sampling returns leaves in order), so that case is
-    checked first and costs two comparisons instead of a sort.
+    Sampled keys usually arrive in ascending order (stratified sampling returns leaves in order), with a repeat
+    now and then when one item covers two slices: then each run's last entry is the last write, found without a
+    sort. Only keys out of order take a stable argsort.
     """
-    distinct_ascending = indices[1:] > indices[:-1]
-    if distinct_ascending.all():
-        return indices.copy(), values
-    order = np.argsort(indices, kind="stable")  # stable: repeats stay in write order
-    nodes = indices[order]
-    last = np.empty(nodes.size, dtype=bool)
-    np.not_equal(nodes[1:], nodes[:-1], out=last[:-1])
+    step = indices[1:] - indices[:-1]
+    if step.min(initial=1) > 0:
+        return indices, values
+    if step.min() < 0:
+        order = np.argsort(indices, kind="stable")  # stable: repeats stay in write order
+        indices, values = indices[order], values[order]
+        step = indices[1:] - indices[:-1]
+    last = np.empty(indices.size, dtype=bool)
+    np.not_equal(step, 0, out=last[:-1])
     last[-1] = True
-    return nodes[last], values[order[last]]
+    return indices[last], values[last]

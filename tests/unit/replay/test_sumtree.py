@@ -50,9 +50,31 @@ def test_set_range_matches_set(capacity, start, n):
 def test_rebuild_and_find_prefix():
     tree = SumMinTree(6)
     tree.rebuild(np.array([1.0, 0.0, 2.0, 3.0]))
-    assert tree.total == 6.0 and tree.min == 0.0
+    assert tree.total == 6.0 and tree.min == 1.0  # the smallest positive priority: 0 marks an unused leaf
     found = tree.find_prefix(np.array([0.0, 0.999, 1.0, 2.5, 3.0, 5.99]))
     assert found.tolist() == [0, 0, 2, 2, 3, 3]
+
+
+@pytest.mark.parametrize("capacity", [5, 4096, 4097, 70_000, 1 << 17])  # 0, 1 and 2 wide levels below the roots
+def test_find_prefix_matches_a_flat_cumsum(capacity):
+    rng = np.random.default_rng(capacity)
+    tree = SumMinTree(capacity)
+    leaves = rng.random(capacity) * (rng.random(capacity) > 0.3)  # some unused (zero) leaves
+    tree.rebuild(leaves)
+    idx = rng.integers(0, capacity, 300)
+    leaves[idx] = rng.random(300) + 0.5
+    tree.set(idx, leaves[idx])
+    check_invariants(tree, leaves)
+    cumsum = np.cumsum(leaves)
+    mass = np.sort(rng.random(2000)) * cumsum[-1]
+    expected = cumsum.searchsorted(mass, side="right")
+    found = tree.find_prefix(mass)
+    # equal except where the mass sits within rounding of a leaf edge (the tree sums in another order)
+    bounds = np.concatenate([[0.0], cumsum])
+    gap = np.minimum(np.abs(bounds[expected] - mass), np.abs(bounds[np.minimum(expected + 1, capacity)] - mass))
+    edge = gap < 1e-9 * cumsum[-1]
+    assert np.all((found == expected) | edge), np.flatnonzero(found != expected)
+    assert np.all(leaves[found] > 0)
 
 
 def test_sampling_frequencies_follow_priorities():
