@@ -170,7 +170,9 @@ class PrioritizedReplay:
         slots = self._tree.sample_stratified(n, self._rng, size)
         p = self._tree.get(slots)
         out = {name: column.take(slots, axis=0) for name, column in self._data.items()}
-        out["weight"] = ((p * (1.0 / self._tree.min)) ** -beta).astype(np.float32)
+        weight = p * (1.0 / self._tree.min)
+        weight **= -beta
+        out["weight"] = weight.astype(np.float32)
         out["prob"] = p / self._tree.total
         out["priority"] = p
         out["shard"] = np.full(slots.shape[0], self.shard_id, dtype=np.int32)
@@ -182,7 +184,12 @@ class PrioritizedReplay:
         """Generation of the item now in each slot (the latest g < inserted with g % capacity == slot)."""
         slots = np.asarray(slots, dtype=np.int64)
         last = self.inserted - 1
-        return last - (last - slots) % self.capacity
+        last_slot = last % self.capacity
+        # g = slot + the start of the last lap, or of the lap before for slots past the last write: a compare, not
+        # an integer modulo per item.
+        generations = slots + (last - last_slot)
+        generations -= (slots > last_slot) * self.capacity
+        return generations
 
     def update_priorities(self, slots: np.ndarray, generations: np.ndarray, td_abs: np.ndarray) -> int:
         """Set p = (|td| + eps) ** alpha for the keyed items still stored; returns how many were applied.
@@ -197,19 +204,21 @@ class PrioritizedReplay:
             raise ValueError(f"slots {slots.shape}, generations {generations.shape}, td {p.shape} must match")
         if slots.size == 0:
             return 0
-        if slots.min() >= 0 and slots.max() < len(self):  # the common case: no range mask needed
+        if slots.view(np.uint64).max() < len(self):  # the common case (negative slots wrap to huge): no range mask
             live = generations == self.generation_of(slots)
         else:
             in_range = (slots >= 0) & (slots < len(self))
             live = in_range & (generations == self.generation_of(np.where(in_range, slots, 0)))
-        if not (live.all() and np.isfinite(p.sum())):
+        p_max = p.max()  # NaN or inf when some |td| is
+        if not (live.all() and np.isfinite(p_max)):
             finite = np.isfinite(p)
             self.skipped_nonfinite += int(np.count_nonzero(live & ~finite))
             keep = live & finite
             slots, p = slots[keep], p[keep]
+            p_max = p.max(initial=0.0)
         if slots.size:
             self._tree.set(slots, p)
-            self.max_priority = max(self.max_priority, float(p.max()))
+            self.max_priority = max(self.max_priority, float(p_max))
         return int(slots.size)
 
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

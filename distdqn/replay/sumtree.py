@@ -31,7 +31,9 @@ import numpy as np
 BRANCHING = 16  # children per inner node; a power of two
 _SHIFT = BRANCHING.bit_length() - 1
 MAX_ROOTS = 4096
-_BEFORE = np.triu(np.ones((BRANCHING, BRANCHING)), 1)  # row @ _BEFORE = exclusive prefix sums of the row
+# row @ _BOUNDS = [mass before child 0 (= 0), before child 1, ..., before child BRANCHING - 1, 2 * sum]: column c + 1
+# is where child c ends. The last end is doubled so that a u past the row's sum by rounding lands in the last child.
+_BOUNDS = np.hstack([np.triu(np.ones((BRANCHING, BRANCHING)), 1), np.full((BRANCHING, 1), 2.0)])
 
 
 class SumMinTree:
@@ -50,8 +52,11 @@ class SumMinTree:
         sizes = [self.num_roots * BRANCHING ** (self.levels - h) for h in range(self.levels + 1)]
         self._sums = [np.zeros(size) for size in sizes]  # [h] -> level h; [0] the leaves, [levels] the roots
         self._mins = [self._sums[0]] + [np.full(size, np.inf) for size in sizes[1:]]  # leaves: their own minima
+        self._sum_rows = [level.reshape(-1, BRANCHING) for level in self._sums[:-1]]  # [h][j] = children of j at h+1
+        self._min_rows = [level.reshape(-1, BRANCHING) for level in self._mins[:-1]]
         self._cumsum: np.ndarray | None = None  # cumulative sums over the roots, dropped by every write
         self._cached_min: float | None = None  # likewise
+        self._strata_cache = np.zeros(0)
 
     @property
     def total(self) -> float:
@@ -88,9 +93,9 @@ class SumMinTree:
             raise ValueError(f"indices {indices.shape} and values {values.shape} must be equal 1-d shapes")
         if indices.size == 0:
             return
-        if indices.min() < 0 or indices.max() >= self.capacity:
-            raise IndexError(f"leaf index out of [0, {self.capacity})")
         nodes, values = _ascending_last_writes(indices, values)
+        if nodes[0] < 0 or nodes[-1] >= self.capacity:
+            raise IndexError(f"leaf index out of [0, {self.capacity})")
         self._sums[0][nodes] = values
         for h in range(1, self.levels + 1):
             # `nodes` stays ascending, so parents repeat in runs; writing the same value twice is harmless and
@@ -130,7 +135,7 @@ class SumMinTree:
     def _reduce_rows(self, h: int, nodes: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
         """(sums, minima) of the children of level-h `nodes`, from level h - 1."""
         # Transposed copies ([BRANCHING, m]): numpy reduces short rows slowly, but adds contiguous columns fast.
-        kids = _columns(self._sums[h - 1], nodes)
+        kids = _columns(self._sum_rows[h - 1], nodes)
         sums = kids
         width = BRANCHING
         while width > 1:  # pairwise, in a fixed order: the same children always give bit-identical sums
@@ -139,7 +144,7 @@ class SumMinTree:
         if h == 1:  # the children are leaves, where 0 marks an unused leaf, not a minimum
             kids[kids == 0.0] = np.inf
         else:
-            kids = _columns(self._mins[h - 1], nodes)
+            kids = _columns(self._min_rows[h - 1], nodes)
         return sums[0], np.minimum.reduce(kids, axis=0)
 
     def _root_cumsum(self) -> np.ndarray:
@@ -150,6 +155,12 @@ class SumMinTree:
             self._cumsum = cumsum
         return self._cumsum
 
+    def _strata(self, n: int) -> np.ndarray:
+        """arange(n) as float64, kept for the last n asked (a batch size rarely changes)."""
+        if self._strata_cache.size != n:
+            self._strata_cache = np.arange(n, dtype=np.float64)
+        return self._strata_cache
+
     def find_prefix(self, mass: np.ndarray) -> np.ndarray:
         """For each `mass` u in [0, total), the leaf j with prefix(j) <= u < prefix(j) + p_j (all queries at once).
 
@@ -157,21 +168,16 @@ class SumMinTree:
         unused leaf; `sample_stratified` clamps such results.
         """
         u = np.array(mass, dtype=np.float64)  # a copy: descended in place
-        cumsum = self._root_cumsum()  # [num_roots + 1], cumsum[r] = mass before root r
-        nodes = cumsum.searchsorted(u, side="right")  # >= 1 since cumsum[0] = 0 <= u
-        nodes -= 1
+        cumsum = self._root_cumsum()  # [num_roots + 1], cumsum[r] = mass before root r, cumsum[r + 1] its end
+        nodes = cumsum[1:].searchsorted(u, side="right")  # the roots ending at or before u: the index of u's root
         np.minimum(nodes, self.num_roots - 1, out=nodes)  # u >= total after rounding
         u -= cumsum.take(nodes)
         column = u[:, None]  # a view: follows the in-place updates of u
-        row_start = np.arange(0, u.size * BRANCHING, BRANCHING)
+        row_start = np.arange(0, u.size * (BRANCHING + 1), BRANCHING + 1)
         for h in range(self.levels, 0, -1):
-            before = self._sums[h - 1].reshape(-1, BRANCHING).take(nodes, axis=0) @ _BEFORE  # [n, BRANCHING]
-            # before[:, 0] = 0 <= u, so the first column where before > u is 1..BRANCHING-1, the child being the one
-            # left of it; argmin finds no False (0) when the child is the last one, which the wrap-around maps to.
-            child = (before <= column).argmin(axis=1)
-            child -= 1
-            child &= BRANCHING - 1
-            u -= before.ravel().take(row_start + child)
+            bounds = self._sum_rows[h - 1].take(nodes, axis=0) @ _BOUNDS  # [n, BRANCHING + 1]
+            child = (bounds[:, 1:] > column).argmax(axis=1)  # the first child whose end lies past u
+            u -= bounds.ravel().take(row_start + child)  # minus the mass before that child
             nodes <<= _SHIFT
             nodes += child
         return nodes
@@ -187,17 +193,16 @@ class SumMinTree:
         total = self._root_cumsum()[-1]
         if not total > 0.0:
             raise ValueError("cannot sample: the total priority is 0")
-        u = np.arange(n, dtype=np.float64)
-        u += rng.random(n)
+        u = rng.random(n)
+        u += self._strata(n)
         u *= total / n
         leaves = self.find_prefix(u)
         np.minimum(leaves, num_valid - 1, out=leaves)
         return leaves
 
 
-def _columns(level: np.ndarray, nodes: np.ndarray | slice) -> np.ndarray:
-    """The children rows of `nodes` ([m, BRANCHING] of the flat `level`), transposed into a fresh [BRANCHING, m]."""
-    rows = level.reshape(-1, BRANCHING)
+def _columns(rows: np.ndarray, nodes: np.ndarray | slice) -> np.ndarray:
+    """The `nodes` rows of `rows` ([m, BRANCHING]), transposed into a fresh [BRANCHING, m]."""
     rows = rows[nodes] if isinstance(nodes, slice) else rows.take(nodes, axis=0)
     return np.ascontiguousarray(rows.T)
 
