@@ -71,8 +71,12 @@ class PrioritizedReplay:
         for name in self.fields:
             if not _SAFE_NAME.match(name):
                 raise ValueError(f"field name {name!r} must match {_SAFE_NAME.pattern}")
+        # One record per item, the fields side by side: a sample gathers each item with one row copy (its cache
+        # lines together) instead of one random read per column. `_data` holds the per-field (strided) views.
         # np.zeros maps pages lazily: memory is committed as the ring fills.
-        self._data = {k: np.zeros((self.capacity, *shape), dtype=dt) for k, (dt, shape) in self.fields.items()}
+        record = np.dtype([(k, dt, shape) for k, (dt, shape) in self.fields.items()], align=True)
+        self._records = np.zeros(self.capacity, dtype=record)
+        self._data = {k: self._records[k] for k in self.fields}
         self._tree = SumMinTree(self.capacity)
         self._rng = np.random.default_rng(seed)
         self.inserted = 0  # items ever added (the next item's generation)
@@ -95,7 +99,7 @@ class PrioritizedReplay:
     @property
     def nbytes(self) -> int:
         """Bytes held by the storage and the trees."""
-        return sum(a.nbytes for a in self._data.values()) + self._tree.nbytes
+        return self._records.nbytes + self._tree.nbytes
 
     def priority(self, td_abs: np.ndarray) -> np.ndarray:
         """p = (|delta| + priority_eps) ** alpha, float64."""
@@ -169,7 +173,8 @@ class PrioritizedReplay:
             raise ValueError("cannot sample from an empty replay")
         slots = self._tree.sample_stratified(n, self._rng, size)
         p = self._tree.get(slots)
-        out = {name: column.take(slots, axis=0) for name, column in self._data.items()}
+        rows = self._records.take(slots)
+        out = {name: np.ascontiguousarray(rows[name]) for name in self.fields}
         weight = p * (1.0 / self._tree.min)
         weight **= -beta
         out["weight"] = weight.astype(np.float32)

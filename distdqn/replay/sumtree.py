@@ -134,18 +134,24 @@ class SumMinTree:
 
     def _reduce_rows(self, h: int, nodes: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
         """(sums, minima) of the children of level-h `nodes`, from level h - 1."""
-        # Transposed copies ([BRANCHING, m]): numpy reduces short rows slowly, but adds contiguous columns fast.
+        # Transposed copies ([BRANCHING, m]): numpy reduces short rows slowly, but contiguous columns fast.
         kids = _columns(self._sum_rows[h - 1], nodes)
-        sums = kids
-        width = BRANCHING
-        while width > 1:  # pairwise, in a fixed order: the same children always give bit-identical sums
-            width >>= 1
-            sums = sums[:width] + sums[width:]
-        if h == 1:  # the children are leaves, where 0 marks an unused leaf, not a minimum
+        m = kids.shape[1]
+        if m == 1:
+            # numpy adds the rows of a [BRANCHING, m >= 2] array one after another (the order of a plain loop), but a
+            # lone column pairwise; doubled, a lone column is summed like any other, so equal children always give
+            # bit-identical sums whichever path wrote them.
+            kids = np.repeat(kids, 2, axis=1)
+        sums = np.add.reduce(kids, axis=0)[:m]
+        if h > 1:
+            return sums, np.minimum.reduce(_columns(self._min_rows[h - 1], nodes), axis=0)
+        mins = np.minimum.reduce(kids, axis=0)[:m]
+        unused = mins == 0.0  # the children are leaves, where 0 marks an unused leaf, not a minimum
+        if unused.any():  # rare once the tree is full: redo only those rows
+            kids = kids[:, :m][:, unused]
             kids[kids == 0.0] = np.inf
-        else:
-            kids = _columns(self._min_rows[h - 1], nodes)
-        return sums[0], np.minimum.reduce(kids, axis=0)
+            mins[unused] = np.minimum.reduce(kids, axis=0)
+        return sums, mins
 
     def _root_cumsum(self) -> np.ndarray:
         if self._cumsum is None:

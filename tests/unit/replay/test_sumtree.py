@@ -47,6 +47,26 @@ def test_set_range_matches_set(capacity, start, n):
     assert a.total == b.total and a.min == b.min
 
 
+@pytest.mark.parametrize("capacity", [4096 * 16 + 5, 1 << 17])
+def test_equal_leaves_give_bit_identical_sums_whatever_the_write_path(capacity):
+    rng = np.random.default_rng(7)
+    values = rng.random(capacity) * 10.0 ** rng.uniform(-3, 3, capacity)
+    whole, by_range, one_by_one = SumMinTree(capacity), SumMinTree(capacity), SumMinTree(capacity)
+    whole.rebuild(values)
+    for start in range(0, capacity, 1000):
+        by_range.set_range(start, values[start : start + 1000])
+    one_by_one.rebuild(values)
+    idx = rng.choice(capacity, 300, replace=False)
+    one_by_one.set(idx, np.zeros(idx.size))
+    for i in idx:  # lone writes: one node per level
+        one_by_one.set(np.array([i]), values[[i]])
+    for level in range(whole.levels + 1):  # every inner node, not just the total (which rounds small ones away)
+        np.testing.assert_array_equal(whole._sums[level], by_range._sums[level])
+        np.testing.assert_array_equal(whole._sums[level], one_by_one._sums[level])
+    assert whole.total == by_range.total == one_by_one.total
+    assert whole.min == by_range.min == one_by_one.min == values.min()
+
+
 def test_rebuild_and_find_prefix():
     tree = SumMinTree(6)
     tree.rebuild(np.array([1.0, 0.0, 2.0, 3.0]))
