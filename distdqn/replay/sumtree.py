@@ -16,10 +16,11 @@ stops at the roots.
 Numpy calls, not arithmetic, are the cost at these batch sizes, so every operation works on all requested items at
 once, level by level, with a handful of calls per level and no Python loop per item:
 - a query gathers each visited node's row of children ([n, 16]) and finds the child holding its mass from the
-  row's exclusive prefix sums (one small matrix product with a triangular matrix of ones);
+  row's prefix sums (one small matrix product with a triangular matrix of ones; the products only steer the
+  search, the stored sums never come from them);
 - an update gathers each changed node's row of children, transposes it ([16, m], so the reductions run along
-  contiguous memory) and writes the parent's sum (a fixed pairwise order, so equal children always give equal
-  sums) and min.
+  contiguous memory) and writes the parent's sum (added in one fixed order, so equal children always give
+  bit-identical sums whichever write path produced them) and min.
 Inner nodes are always recomputed from their children (never incremented), so float error does not accumulate
 however many updates a run does.
 """
@@ -175,8 +176,9 @@ class SumMinTree:
         """
         u = np.array(mass, dtype=np.float64)  # a copy: descended in place
         cumsum = self._root_cumsum()  # [num_roots + 1], cumsum[r] = mass before root r, cumsum[r + 1] its end
-        nodes = cumsum[1:].searchsorted(u, side="right")  # the roots ending at or before u: the index of u's root
-        np.minimum(nodes, self.num_roots - 1, out=nodes)  # u >= total after rounding
+        # The roots ending at or before u count up to u's root; the last end is left out so that a u at or past
+        # the total (rounding) still lands in the last root.
+        nodes = cumsum[1:-1].searchsorted(u, side="right")
         u -= cumsum.take(nodes)
         column = u[:, None]  # a view: follows the in-place updates of u
         row_start = np.arange(0, u.size * (BRANCHING + 1), BRANCHING + 1)

@@ -53,6 +53,15 @@ def test_add_returns_fifo_keys_and_wraps():
     np.testing.assert_array_equal(batch[spec.RETURN], batch["generation"])
 
 
+@pytest.mark.parametrize("inserted", [0, 3, 9, 10, 11, 25, 1000])
+def test_generation_of_is_the_latest_generation_in_each_slot(inserted):
+    replay = make_replay(capacity=10)
+    replay.inserted = inserted  # the generation is derived from the insert counter alone
+    slots = np.arange(10)
+    last = inserted - 1
+    np.testing.assert_array_equal(replay.generation_of(slots), last - (last - slots) % 10)
+
+
 def test_batch_larger_than_capacity_keeps_the_newest():
     replay = make_replay(capacity=4)
     slots, gens = replay.add(make_batch(0, 10), np.arange(10.0))
