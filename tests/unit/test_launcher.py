@@ -38,7 +38,9 @@ def test_missing_token_is_explained(monkeypatch, tmp_path):
         monkeypatch.setenv("HOME", str(tmp_path))
         monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
         monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
-        monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+        # set, not deleted: init_ray sets a missing RAY_AUTH_MODE, and monkeypatch only undoes its own changes (a
+        # leaked token mode breaks every later embedded Ray instance in this process)
+        monkeypatch.setenv("RAY_AUTH_MODE", "token")
         with pytest.raises(ClusterConnectError, match="ray get-auth-token"):
             init_ray(ClusterConfig(address=f"127.0.0.1:{port}"))
 
