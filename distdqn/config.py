@@ -38,6 +38,8 @@ class NetworkConfig:
     num_layers: int = 1  # recurrent or Transformer layers
     num_heads: int = 4  # attention heads (Transformer only)
     dueling: bool = True  # Q = V + A - mean(A) per position
+    positions: Literal["learned", "none"] = "learned"  # Transformer positions; none: order only via the causal mask
+    numeric_embedding: bool = False  # integer tokens ("7") share one embedding plus value * w, w learned (xVal-style)
 
 
 @dataclass
@@ -155,6 +157,8 @@ ARCHITECTURE_KEYS = (
     "network.num_layers",
     "network.num_heads",
     "network.dueling",
+    "network.positions",
+    "network.numeric_embedding",
 )
 
 

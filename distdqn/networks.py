@@ -5,6 +5,13 @@ Two trunks sit behind one interface (DESIGN.md section 4):
 - `GRUTrunk` (default): cheap incremental steps for actors;
 - `TransformerTrunk`: small pre-LN causal Transformer with learned positions, for a faster learner on GPU.
 
+Two input options (`network.positions`, `network.numeric_embedding`) change the inductive bias, not the interface.
+Without positions (`positions: none`) the Transformer sees a prefix as a bag of tokens read from the last one (order
+only enters through the causal mask), so `3+4=` and `4+3=` give the same Q-values by construction.
+`numeric_embedding` is the xVal-style input of `NumericFeature`: integer tokens share one embedding plus
+`value * w`, so operand sums are linear in embedding space. Together they let the arithmetic task generalise to
+operand pairs it never saw in training (configs/arithmetic_easy.yaml has the measurements).
+
 Learner side: `q_all(tokens, length) -> [B, L, V]` and `q_at(tokens, positions) -> [B, K, V]`, which runs the trunk
 once and applies the head only at the K positions a loss needs (one forward gives Q(s, .) and Q(s', .) of a stored
 transition, and the [B, L, V] tensor is never built).
@@ -79,19 +86,65 @@ class DuelingHead(nn.Module):
         return self.value(features) + adv - adv.mean(dim=-1, keepdim=True)
 
 
+class NumericFeature(nn.Module):
+    """xVal-style numeric input (Golkar et al. 2023) for the vocabulary's integer tokens ("0", "7", "12", "-3").
+
+    Every integer token reads one shared embedding row (the first integer token's) plus `value * w`, with w a learned
+    vector and values scaled by the largest |value| in the vocabulary; other tokens keep their own rows. Numbers then
+    differ only by their value along one direction, so a sum of operands is linear in embedding space and a model
+    that pools the operands (attention over a prompt) sees a function of their sum rather than of their identities.
+    The other integer tokens' rows of the embedding table are left unused.
+    """
+
+    def __init__(self, token_values: np.ndarray, dim: int):
+        super().__init__()
+        raw = np.asarray(token_values, dtype=np.float32)  # [V]: the integer value of a token, NaN when it is none
+        numeric = torch.as_tensor(~np.isnan(raw))
+        values = torch.as_tensor(np.nan_to_num(raw, nan=0.0))
+        scale = float(values.abs().max()) or 1.0
+        ids = torch.arange(len(raw))
+        if numeric.any():
+            ids = torch.where(numeric, ids[numeric][0], ids)
+        # derived from the vocabulary at construction, so kept out of the state dict (and out of published weights)
+        self.register_buffer("values", values / scale, persistent=False)
+        self.register_buffer("embed_ids", ids, persistent=False)
+        self.direction = nn.Parameter(torch.randn(dim))
+
+    def embed(self, table: nn.Embedding, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [...] -> [..., dim]: the (shared, for integers) embedding row plus value * w."""
+        return table(self.embed_ids[tokens]) + self.values[tokens].unsqueeze(-1) * self.direction
+
+
+def numeric_token_values(tokens: list[str]) -> np.ndarray:
+    """[V] float32: int(token) for the tokens that are decimal integers ("0", "12", "-3"), NaN for the others."""
+    out = np.full(len(tokens), np.nan, dtype=np.float32)
+    for i, t in enumerate(tokens):
+        if t.removeprefix("-").isdecimal() and t.isascii():
+            out[i] = int(t)
+    return out
+
+
+def _embed(trunk: GRUTrunk | TransformerTrunk, tokens: torch.Tensor) -> torch.Tensor:
+    """The trunk's input embedding of tokens [...] -> [..., dim]."""
+    return trunk.embed(tokens) if trunk.numeric is None else trunk.numeric.embed(trunk.embed, tokens)
+
+
 class GRUTrunk(nn.Module):
     """Embedding + stacked single-layer GRUs (kept separate so every layer's state at any position is available)."""
 
-    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, num_layers: int):
+    def __init__(
+        self, vocab_size: int, embed_dim: int, hidden_dim: int, num_layers: int, numeric: NumericFeature | None = None
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.numeric = numeric
         dims = [embed_dim] + [hidden_dim] * num_layers
         self.layers = nn.ModuleList(nn.GRU(dims[i], hidden_dim, batch_first=True) for i in range(num_layers))
         self.hidden_dim = hidden_dim
 
     def forward(self, tokens: torch.Tensor, h0: torch.Tensor | None = None) -> list[torch.Tensor]:
         """tokens [B, T] -> per-layer outputs [layers][B, T, H] (the last one is the feature sequence)."""
-        x = self.embed(tokens)
+        x = _embed(self, tokens)
         outs = []
         for i, gru in enumerate(self.layers):
             x, _ = gru(x, None if h0 is None else h0[i : i + 1].contiguous())
@@ -100,7 +153,7 @@ class GRUTrunk(nn.Module):
 
     def step(self, token: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """One token per slot: token [B], hidden [layers, B, H] -> new hidden [layers, B, H]."""
-        x = self.embed(token)
+        x = _embed(self, token)
         new = []
         for i, gru in enumerate(self.layers):
             x = torch.gru_cell(x, hidden[i], gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
@@ -109,14 +162,24 @@ class GRUTrunk(nn.Module):
 
 
 class TransformerTrunk(nn.Module):
-    """Pre-LN causal Transformer with learned positions (`scaled_dot_product_attention(is_causal=True)`)."""
+    """Pre-LN causal Transformer (`scaled_dot_product_attention(is_causal=True)`), with learned positions or none."""
 
-    def __init__(self, vocab_size: int, max_len: int, dim: int, num_layers: int, num_heads: int):
+    def __init__(
+        self,
+        vocab_size: int,
+        max_len: int,
+        dim: int,
+        num_layers: int,
+        num_heads: int,
+        positions: bool = True,
+        numeric: NumericFeature | None = None,
+    ):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"hidden_dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.embed = nn.Embedding(vocab_size, dim)
-        self.pos = nn.Embedding(max_len, dim)
+        self.numeric = numeric
+        self.pos = nn.Embedding(max_len, dim) if positions else None
         self.blocks = nn.ModuleList(_Block(dim, num_heads) for _ in range(num_layers))
         self.norm = nn.LayerNorm(dim)
         self.max_len = max_len
@@ -126,7 +189,9 @@ class TransformerTrunk(nn.Module):
         t = tokens.shape[1]
         if t > self.max_len:
             raise ValueError(f"sequence length {t} exceeds the network's max_len {self.max_len}")
-        x = self.embed(tokens) + self.pos.weight[:t]
+        x = _embed(self, tokens)
+        if self.pos is not None:
+            x = x + self.pos.weight[:t]
         for block in self.blocks:
             x = block(x)
         return self.norm(x)
@@ -251,13 +316,29 @@ class QNetwork(nn.Module):
         return torch.stack([out[k, last] for out in outs])
 
 
-def build_network(network_config: NetworkConfig, vocab_size: int, max_len: int) -> QNetwork:
-    """The Q-network described by `network_config` for a task's vocabulary size and maximum sequence length."""
+def build_network(
+    network_config: NetworkConfig, vocab_size: int, max_len: int, token_values: np.ndarray | None = None
+) -> QNetwork:
+    """The Q-network described by `network_config` for a task's vocabulary size and maximum sequence length.
+
+    `token_values` ([V], see `numeric_token_values(env.vocab.tokens)`) is needed when `network.numeric_embedding` is
+    on and ignored otherwise."""
     c = network_config
+    numeric = None
+    if c.numeric_embedding:
+        if token_values is None or len(token_values) != vocab_size:
+            got = "none" if token_values is None else f"{len(token_values)} values"
+            raise ValueError(
+                f"network.numeric_embedding needs the task's token values, one per token ({vocab_size}); got {got}: "
+                "pass token_values=numeric_token_values(env.vocab.tokens)"
+            )
+        numeric = NumericFeature(token_values, c.embed_dim if c.trunk == "gru" else c.hidden_dim)
     if c.trunk == "gru":
-        trunk = GRUTrunk(vocab_size, c.embed_dim, c.hidden_dim, c.num_layers)
+        trunk = GRUTrunk(vocab_size, c.embed_dim, c.hidden_dim, c.num_layers, numeric)
     elif c.trunk == "transformer":
-        trunk = TransformerTrunk(vocab_size, max_len, c.hidden_dim, c.num_layers, c.num_heads)
+        trunk = TransformerTrunk(
+            vocab_size, max_len, c.hidden_dim, c.num_layers, c.num_heads, c.positions == "learned", numeric
+        )
     else:
         raise ValueError(f"network.trunk must be 'gru' or 'transformer', got {c.trunk!r}")
     return QNetwork(trunk, c.hidden_dim, vocab_size, c.dueling)

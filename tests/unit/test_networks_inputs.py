@@ -1,0 +1,118 @@
+"""Q-network input options: Transformer without positions, xVal-style numeric token embedding."""
+
+import numpy as np
+import pytest
+import torch
+
+from distdqn.config import NetworkConfig
+from distdqn.envs import make_env
+from distdqn.networks import build_network, numeric_token_values
+
+torch.set_num_threads(1)
+VARIANTS = [
+    NetworkConfig(trunk="transformer", hidden_dim=24, num_layers=2, num_heads=4, positions="none"),
+    NetworkConfig(trunk="transformer", hidden_dim=24, num_layers=2, num_heads=4, numeric_embedding=True),
+    NetworkConfig(trunk="transformer", hidden_dim=24, num_heads=4, positions="none", numeric_embedding=True),
+    NetworkConfig(trunk="gru", embed_dim=16, hidden_dim=24, numeric_embedding=True),
+]
+IDS = ["tf-no-positions", "tf-numeric", "tf-no-positions-numeric", "gru-numeric"]
+# a 10-token vocabulary: pad, 5 integers, 4 others
+TOKENS = ["<pad>", "0", "1", "2", "7", "+", "=", "<eos>", "-4", "x"]
+VALUES = numeric_token_values(TOKENS)
+
+
+def _net(cfg, vocab=10, max_len=12, values=VALUES, seed=0):
+    torch.manual_seed(seed)
+    return build_network(cfg, vocab, max_len, values).eval()
+
+
+@pytest.mark.parametrize(
+    ("tokens", "want"),
+    [
+        (["<pad>", "0", "9", "12", "-3"], [np.nan, 0, 9, 12, -3]),
+        (["+", "-", "=", "<eos>", "x1", "1x", "", "1.5", "²", "٣"], [np.nan] * 10),
+    ],
+)
+def test_numeric_token_values(tokens, want):
+    np.testing.assert_array_equal(numeric_token_values(tokens), np.array(want, dtype=np.float32))
+
+
+@pytest.mark.parametrize("cfg", VARIANTS, ids=IDS)
+@pytest.mark.parametrize("task", ["tests.fakes:CopyEnv", "tests.fakes:FeedbackEnv"])
+def test_advance_matches_q_all(cfg, task):
+    env = make_env(task, num_envs=5, seed=1)
+    net = _net(cfg, env.vocab_size, env.max_len, numeric_token_values(env.vocab.tokens))
+    rng = np.random.default_rng(0)
+    obs = env.reset()
+    reset = np.ones(5, dtype=bool)
+    with torch.no_grad():
+        state = net.initial_state(5)
+        for _ in range(12):
+            state, q = net.advance(state, obs.tokens, obs.length, reset)
+            full = net.q_all(torch.from_numpy(obs.tokens).long(), torch.from_numpy(obs.length))
+            want = full[torch.arange(5), torch.from_numpy(obs.length).long() - 1]
+            torch.testing.assert_close(q, want, atol=1e-5, rtol=1e-5)
+            obs, _, _, _, info = env.step(env.random_actions(rng))
+            reset = np.zeros(5, dtype=bool)
+            reset[info.done_idx] = True
+
+
+@pytest.mark.parametrize("cfg", VARIANTS[:3], ids=IDS[:3])
+def test_transformer_variants_stay_causal(cfg):
+    net = _net(cfg)
+    a = torch.randint(1, 10, (2, 12))
+    b = a.clone()
+    b[:, 6:] = torch.randint(1, 10, (2, 6))
+    with torch.no_grad():
+        torch.testing.assert_close(net.q_all(a)[:, :6], net.q_all(b)[:, :6])
+
+
+@pytest.mark.parametrize(("positions", "invariant"), [("none", True), ("learned", False)])
+def test_without_positions_a_prefix_is_a_bag_of_tokens(positions, invariant):
+    """`2+7=` and `7+2=` give the same Q at `=` without positions (commutative by construction); learned positions
+    tell them apart."""
+    net = _net(NetworkConfig(trunk="transformer", hidden_dim=24, num_heads=4, positions=positions))
+    ab = torch.tensor([[3, 5, 4, 6]])  # 2 + 7 =
+    ba = torch.tensor([[4, 5, 3, 6]])  # 7 + 2 =
+    with torch.no_grad():
+        same = torch.allclose(net.q_all(ab)[:, 3], net.q_all(ba)[:, 3], atol=1e-5)
+    assert same == invariant
+
+
+@pytest.mark.parametrize("trunk", ["transformer", "gru"])
+def test_numeric_tokens_share_one_embedding_and_differ_by_value(trunk):
+    net = _net(NetworkConfig(trunk=trunk, embed_dim=16, hidden_dim=24, numeric_embedding=True))
+    embed, numeric = net.trunk.embed, net.trunk.numeric
+    with torch.no_grad():
+        x = numeric.embed(embed, torch.arange(10))  # [V, dim]
+        w = numeric.direction
+        scale = 7.0  # the largest |value| among the tokens
+        for i, j in [(1, 2), (1, 4), (2, 8), (4, 8)]:  # integer tokens: "0" "1" "7" "-4"
+            torch.testing.assert_close(x[i] - x[j], (VALUES[i] - VALUES[j]) / scale * w)
+        for i in [5, 6, 7, 9]:  # other tokens keep their own rows
+            torch.testing.assert_close(x[i], embed.weight[i])
+
+
+def test_numeric_state_dict_holds_only_learned_weights_and_round_trips():
+    cfg = NetworkConfig(trunk="transformer", hidden_dim=24, num_heads=4, positions="none", numeric_embedding=True)
+    a, b = _net(cfg, seed=0), _net(cfg, seed=1)
+    state = a.state_dict()
+    assert "trunk.numeric.direction" in state and "trunk.pos.weight" not in state
+    assert not any(k.endswith(("values", "embed_ids")) for k in state)  # derived from the vocabulary
+    b.load_state_dict(state)
+    tokens = torch.randint(1, 10, (3, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(a.q_all(tokens), b.q_all(tokens))
+
+
+@pytest.mark.parametrize(("values", "match"), [(None, "got none"), (VALUES[:5], "got 5 values")])
+def test_numeric_embedding_needs_one_value_per_token(values, match):
+    with pytest.raises(ValueError, match=match):
+        _net(NetworkConfig(numeric_embedding=True), values=values)
+
+
+def test_token_values_are_ignored_when_numeric_embedding_is_off():
+    cfg = NetworkConfig(trunk="transformer", hidden_dim=24, num_heads=4)
+    with_values, without = _net(cfg), _net(cfg, values=None)
+    assert with_values.trunk.numeric is None
+    assert with_values.state_dict().keys() == without.state_dict().keys()
