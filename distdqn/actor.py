@@ -28,7 +28,7 @@ import torch
 from distdqn.config import ActorConfig, EnvConfig, NetworkConfig
 from distdqn.envs import make_env
 from distdqn.exploration import decayed_epsilon, epsilon_ladder, masked, random_legal
-from distdqn.networks import build_network
+from distdqn.networks import build_network, numeric_token_values
 from distdqn.nstep import NStepAssembler
 
 
@@ -78,7 +78,8 @@ class Actor:
         self.num_envs, self.vocab_size, self.max_len = self.env.num_envs, self.env.vocab_size, self.env.max_len
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch_seed))
-            self.network = build_network(network_config, self.vocab_size, self.max_len).eval()
+            token_values = numeric_token_values(self.env.vocab.tokens)
+            self.network = build_network(network_config, self.vocab_size, self.max_len, token_values).eval()
         self.rng = np.random.default_rng(rng_seed)
         self.final_epsilon = epsilon_ladder(actor_index, num_actors, actor_config.eps_base, actor_config.eps_alpha)
         self.nstep = NStepAssembler(
@@ -178,7 +179,8 @@ class Actor:
 
     def load_weights(self, version: int, state: dict[str, np.ndarray]) -> None:
         """Adopt the learner's weights (a numpy state dict from `Learner.snapshot`) as weights `version`."""
-        self.network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})  # copy: Ray hands read-only views
+        copied = {k: torch.from_numpy(np.array(v)) for k, v in state.items()}  # a copy: Ray hands read-only views
+        self.network.load_state_dict(copied)
         self.weights_version = int(version)
         self._fresh = np.ones(self.num_envs, dtype=bool)  # recompute every slot's state under the new weights
         self._q = self._mq = None

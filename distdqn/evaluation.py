@@ -15,7 +15,7 @@ import torch
 from distdqn.config import EnvConfig, NetworkConfig
 from distdqn.envs import make_env
 from distdqn.exploration import greedy
-from distdqn.networks import build_network
+from distdqn.networks import build_network, numeric_token_values
 
 
 @dataclasses.dataclass
@@ -49,7 +49,8 @@ def evaluate(
         difficulty=env_config.difficulty,
         **env_config.options,
     )
-    network = build_network(network_config, env.vocab_size, env.max_len).eval()
+    token_values = numeric_token_values(env.vocab.tokens)
+    network = build_network(network_config, env.vocab_size, env.max_len, token_values).eval()
     network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})  # copy: may be read-only
     quota = np.full(num_envs, episodes // num_envs) + (np.arange(num_envs) < episodes % num_envs)
     returns, successes, lengths, shown = [], [], [], []

@@ -38,7 +38,13 @@ class Learner:
     """Double-DQN learner over stored n-step transitions (see the module docstring)."""
 
     def __init__(
-        self, network_config: NetworkConfig, learner_config: LearnerConfig, vocab_size: int, max_len: int, seed: int
+        self,
+        network_config: NetworkConfig,
+        learner_config: LearnerConfig,
+        vocab_size: int,
+        max_len: int,
+        seed: int,
+        token_values: np.ndarray | None = None,  # the task's numeric_token_values, for network.numeric_embedding
     ):
         self.config = learner_config
         self.vocab_size, self.max_len = vocab_size, max_len
@@ -47,7 +53,7 @@ class Learner:
             torch.set_num_threads(learner_config.num_threads)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.online = build_network(network_config, vocab_size, max_len).to(self.device)
+            self.online = build_network(network_config, vocab_size, max_len, token_values).to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.AdamW(
             self.online.parameters(),

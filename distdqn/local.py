@@ -19,6 +19,7 @@ from distdqn.config import Config
 from distdqn.envs.registry import make_env
 from distdqn.evaluation import evaluate
 from distdqn.learner import Learner
+from distdqn.networks import numeric_token_values
 from distdqn.replay.prioritized import PrioritizedReplay, load_state_dir, save_state_dir
 from distdqn.replay.rate_limiter import RateLimiter
 from distdqn.run import Counters, RunTracker
@@ -31,6 +32,15 @@ def env_shape(config: Config) -> tuple[int, int, bool]:
         config.env.task, num_envs=1, seed=0, split="train", difficulty=config.env.difficulty, **config.env.options
     )
     return env.vocab_size, env.max_len, env.has_action_mask
+
+
+def env_token_values(config: Config) -> np.ndarray:
+    """The integer value of each token of the configured task's vocabulary (NaN for the others), from one throwaway
+    env: what a network with `network.numeric_embedding` needs besides its config."""
+    env = make_env(
+        config.env.task, num_envs=1, seed=0, split="train", difficulty=config.env.difficulty, **config.env.options
+    )
+    return numeric_token_values(env.vocab.tokens)
 
 
 class LocalRunner:
@@ -53,7 +63,14 @@ class LocalRunner:
             rc.capacity, fields, alpha=rc.alpha, priority_eps=rc.priority_eps, seed=config.run.seed
         )
         self.limiter = RateLimiter.from_config(rc)
-        self.learner = Learner(config.network, config.learner, self.vocab_size, self.max_len, seed=config.run.seed)
+        self.learner = Learner(
+            config.network,
+            config.learner,
+            self.vocab_size,
+            self.max_len,
+            seed=config.run.seed,
+            token_values=env_token_values(config),
+        )
         self.tracker = RunTracker(config, directory, counters, quiet=quiet)
         self._last_loss: dict[str, float] = {}
         self._episode_window: list[tuple[float, float]] = []

@@ -18,7 +18,7 @@ from distdqn.distributed.learner_worker import LEARNER_TIMING_KEYS, LearnerWorke
 from distdqn.distributed.param_store import ParameterStore
 from distdqn.distributed.replay_worker import ReplayShardWorker
 from distdqn.evaluation import evaluate
-from distdqn.local import env_shape
+from distdqn.local import env_shape, env_token_values
 from distdqn.run import Counters, RunTracker
 
 # Hundreds of small calls per second flow between the workers; Ray's per-task event reporting (for its state API
@@ -105,6 +105,7 @@ def connect_components(config: Config, vocab_size: int, max_len: int, with_mask:
             shards,
             param_store,
             c.cluster.call_timeout_s,
+            env_token_values(c),
         )
     )
     actors = [make_actor(c, shards, param_store, i, 0) for i in range(c.actor.num_actors)]

@@ -34,8 +34,11 @@ class LearnerWorker:
         shards: list,
         param_store,
         call_timeout_s: float = 60.0,
+        token_values: np.ndarray | None = None,
     ):
-        self.learner = Learner(network_config, learner_config, vocab_size, max_len, seed=seed)
+        self.learner = Learner(
+            network_config, learner_config, vocab_size, max_len, seed=seed, token_values=token_values
+        )
         self.config = learner_config
         self.replay_config = replay_config
         self.limiter = RateLimiter.from_config(replay_config)

@@ -3,9 +3,21 @@
 import subprocess
 import sys
 
-CORE = ["distdqn.config", "distdqn.envs", "distdqn.spec", "distdqn.wire", "distdqn.replay.prioritized",
-        "distdqn.networks", "distdqn.losses", "distdqn.actor", "distdqn.learner", "distdqn.local",
-        "distdqn.checkpoint", "distdqn.evaluation", "distdqn.cli"]
+CORE = [
+    "distdqn.config",
+    "distdqn.envs",
+    "distdqn.spec",
+    "distdqn.wire",
+    "distdqn.replay.prioritized",
+    "distdqn.networks",
+    "distdqn.losses",
+    "distdqn.actor",
+    "distdqn.learner",
+    "distdqn.local",
+    "distdqn.checkpoint",
+    "distdqn.evaluation",
+    "distdqn.cli",
+]
 
 
 def test_core_never_imports_ray():
