@@ -40,6 +40,8 @@ class NetworkConfig:
     dueling: bool = True  # Q = V + A - mean(A) per position
     positions: Literal["learned", "none"] = "learned"  # Transformer positions; none: order only via the causal mask
     numeric_embedding: bool = False  # integer tokens ("7") share one embedding plus value * w, w learned (xVal-style)
+    copy_head: bool = True  # add a pointer-style Q bonus for tokens already in the text (distdqn/copy_head.py)
+    copy_dim: int = 32  # query/key width of the copy head
 
 
 @dataclass
@@ -159,6 +161,8 @@ ARCHITECTURE_KEYS = (
     "network.dueling",
     "network.positions",
     "network.numeric_embedding",
+    "network.copy_head",
+    "network.copy_dim",
 )
 
 

@@ -23,7 +23,7 @@ import math
 import torch
 from torch import nn
 
-PAD_ID = 0
+PAD_ID = 0  # the <pad> id: envs.base.Vocab puts it first (networks.PAD_ID, which imports this module)
 _FLOOR = -1e9  # the scatter's start value: a token that is not in the text keeps it and gets a bonus of 0
 
 

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from distdqn.config import NetworkConfig
+from distdqn.copy_head import CopyHead
 
 PAD_ID = 0
 
@@ -218,12 +219,36 @@ class _Block(nn.Module):
 class QNetwork(nn.Module):
     """Causal Q-network: a trunk (GRU or Transformer) and a per-position dueling head. See the module docstring."""
 
-    def __init__(self, trunk: GRUTrunk | TransformerTrunk, hidden_dim: int, vocab_size: int, dueling: bool):
+    def __init__(
+        self,
+        trunk: GRUTrunk | TransformerTrunk,
+        hidden_dim: int,
+        vocab_size: int,
+        dueling: bool,
+        copy_head: CopyHead | None = None,
+    ):
         super().__init__()
         self.trunk = trunk
         self.head = DuelingHead(hidden_dim, vocab_size, dueling)
+        self.copy = copy_head
         self.vocab_size = vocab_size
         self.recurrent = isinstance(trunk, GRUTrunk)
+
+    def _q(self, feats: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Q [B, K, V] from the features [B, K, H] at `positions` [B, K] of the rows `tokens` [B, L]: the dueling
+        head, plus the copy head's bonus for tokens already in each prefix when the network has one."""
+        q = self.head(feats)
+        if self.copy is not None:
+            q = q + self.copy(feats, _embed(self.trunk, tokens), tokens, positions)
+        return q
+
+    def _q_last(self, feats: torch.Tensor, tokens: np.ndarray, length: np.ndarray) -> torch.Tensor:
+        """Q [B, V] at position length-1 from the features there [B, H] (the actor's path; numpy rows)."""
+        if self.copy is None:
+            return self.head(feats)
+        tok = torch.from_numpy(np.ascontiguousarray(tokens[:, : int(length.max())]).astype(np.int64, copy=False))
+        pos = torch.from_numpy(length.astype(np.int64) - 1).unsqueeze(1)
+        return self._q(feats.unsqueeze(1), tok, pos)[:, 0]
 
     # ---- learner side ---------------------------------------------------------------------------------------
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -232,13 +257,14 @@ class QNetwork(nn.Module):
 
     def q_all(self, tokens: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
         """Q at every position: [B, L, V]. Positions >= length hold values of padded prefixes (ignore them)."""
-        return self.head(self.features(tokens))
+        b, t = tokens.shape
+        return self._q(self.features(tokens), tokens, torch.arange(t, device=tokens.device).expand(b, t))
 
     def q_at(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Q at chosen positions: tokens [B, L], positions [B, K] long -> [B, K, V]; one trunk pass."""
         feats = self.features(tokens)  # [B, L, H]
         idx = positions.unsqueeze(-1).expand(-1, -1, feats.shape[-1])
-        return self.head(feats.gather(1, idx))
+        return self._q(feats.gather(1, idx), tokens, positions)
 
     # ---- actor side -----------------------------------------------------------------------------------------
     def initial_state(self, batch: int) -> ActorState:
@@ -268,7 +294,7 @@ class QNetwork(nn.Module):
             raise ValueError(f"slots {bad} did not grow since the last advance and were not marked reset")
         if self.recurrent:
             state.hidden = self._fold(state.hidden, consumed, tokens, length)
-            q = self.head(state.hidden[-1])
+            q = self._q_last(state.hidden[-1], tokens, length)
         else:
             q = self._recompute_last(tokens, length)
         consumed[:] = length
@@ -287,7 +313,7 @@ class QNetwork(nn.Module):
             return self._recompute_last(tokens, length)
         i = torch.from_numpy(np.asarray(rows, dtype=np.int64))
         hidden = self._fold(state.hidden[:, i], state.consumed[rows], tokens, length)
-        return self.head(hidden[-1])
+        return self._q_last(hidden[-1], tokens, length)
 
     def _fold(self, hidden: torch.Tensor, start: np.ndarray, tokens: np.ndarray, end: np.ndarray) -> torch.Tensor:
         """Fold tokens[b, start[b]:end[b]] into hidden [layers, k, H] (k = len(tokens)); returns the new hidden."""
@@ -341,4 +367,7 @@ def build_network(
         )
     else:
         raise ValueError(f"network.trunk must be 'gru' or 'transformer', got {c.trunk!r}")
-    return QNetwork(trunk, c.hidden_dim, vocab_size, c.dueling)
+    copy_head = None
+    if c.copy_head:
+        copy_head = CopyHead(c.hidden_dim, trunk.embed.embedding_dim, vocab_size, c.copy_dim)
+    return QNetwork(trunk, c.hidden_dim, vocab_size, c.dueling, copy_head)

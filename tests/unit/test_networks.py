@@ -9,10 +9,15 @@ from distdqn.envs import make_env
 from distdqn.networks import PAD_ID, build_network, mask_q, unpack_mask
 
 torch.set_num_threads(1)
-TRUNKS = [
+TRUNKS = [  # the default copy head is on; one variant without it keeps the plain head's paths covered
     NetworkConfig(trunk="gru", embed_dim=16, hidden_dim=24, num_layers=2),
     NetworkConfig(trunk="transformer", hidden_dim=24, num_layers=2, num_heads=4),
+    NetworkConfig(trunk="gru", embed_dim=16, hidden_dim=24, num_layers=1, copy_head=False),
 ]
+
+
+def _cfg_id(cfg: NetworkConfig) -> str:
+    return cfg.trunk if cfg.copy_head else f"{cfg.trunk}-nocopy"
 
 
 def _net(cfg, vocab=10, max_len=12, seed=0):
@@ -20,7 +25,7 @@ def _net(cfg, vocab=10, max_len=12, seed=0):
     return build_network(cfg, vocab, max_len).eval()
 
 
-@pytest.mark.parametrize("cfg", TRUNKS, ids=lambda c: c.trunk)
+@pytest.mark.parametrize("cfg", TRUNKS, ids=_cfg_id)
 @pytest.mark.parametrize("task", ["tests.fakes:CopyEnv", "tests.fakes:FeedbackEnv"])
 def test_advance_matches_q_all_through_resets_and_multi_token_steps(cfg, task):
     env = make_env(task, num_envs=5, seed=1)
@@ -61,7 +66,7 @@ def test_advance_rejects_slot_that_did_not_grow():
             net.advance(state, tokens, np.array([3, 2]))
 
 
-@pytest.mark.parametrize("cfg", TRUNKS, ids=lambda c: c.trunk)
+@pytest.mark.parametrize("cfg", TRUNKS, ids=_cfg_id)
 def test_q_at_equals_q_all_gathered(cfg):
     net = _net(cfg)
     tokens = torch.randint(1, 10, (3, 12))
@@ -71,7 +76,7 @@ def test_q_at_equals_q_all_gathered(cfg):
         torch.testing.assert_close(net.q_at(tokens, pos), full[torch.arange(3)[:, None], pos])
 
 
-@pytest.mark.parametrize("cfg", TRUNKS, ids=lambda c: c.trunk)
+@pytest.mark.parametrize("cfg", TRUNKS, ids=_cfg_id)
 def test_causal_future_tokens_do_not_change_earlier_q(cfg):
     net = _net(cfg)
     a = torch.randint(1, 10, (2, 12))
@@ -108,7 +113,7 @@ def test_unpack_mask_matches_numpy_packbits():
     assert unpack_mask(torch.from_numpy(packed), 13).numpy().tolist() == mask.tolist()
 
 
-@pytest.mark.parametrize("cfg", TRUNKS, ids=lambda c: c.trunk)
+@pytest.mark.parametrize("cfg", TRUNKS, ids=_cfg_id)
 def test_peek_reads_a_longer_sequence_without_changing_the_state(cfg):
     net = _net(cfg, vocab=10, max_len=12)
     tokens = np.random.default_rng(1).integers(1, 10, size=(3, 12)).astype(np.int32)
