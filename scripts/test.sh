@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (idempotent) and run the test suite: `bash scripts/test.sh [pytest args]`.
-# The default run skips tests marked slow; CI adds the CI learning tests (see .ci/run).
+# The default run skips tests marked slow (none at present: the learning tests fit the default run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -1,13 +1,14 @@
 """The distributed runtime learns: on a real local Ray instance, a fixed seed reaches the task's held-out target.
 
-The default suite runs grammar (easy), which reaches validity 0.99 in seconds; keyword (easy), the README's main
-job, takes about two minutes on 2 cores and runs with the slow tests (`pytest -m slow`)."""
+Both run in the default suite (CI): keyword (easy), the README's main job, reaches held-out success 0.95 in about
+20-40 s on 2 cores; grammar (easy) reaches validity 0.99 in seconds. The budgets are several times that, for a
+loaded CI machine."""
 
 import pytest
 
 from distdqn.config import load_config
 from distdqn.distributed.driver import DistributedRunner
-from tests.slow._learning import CONFIGS
+from tests.learning._learning import CONFIGS
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,6 @@ def test_grammar_easy_learns_distributed(ray_cluster, tmp_path):
     assert summary["time_to_target_s"] is not None, f"best held-out validity {summary['best_success']} < 0.99"
 
 
-@pytest.mark.slow
 def test_keyword_easy_learns_distributed(ray_cluster, tmp_path):
-    summary = train_distributed("keyword_easy", tmp_path, target=0.95, max_seconds=420)
+    summary = train_distributed("keyword_easy", tmp_path, target=0.95, max_seconds=240)
     assert summary["time_to_target_s"] is not None, f"best held-out success {summary['best_success']} < 0.95"

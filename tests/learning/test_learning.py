@@ -1,0 +1,24 @@
+"""Learning tests (default suite, CI included): each easy target task reaches its held-out target with the local
+runner on a fixed seed, on CPU. A run stops at its target; the budgets are about 4x what a run takes on this 2-core
+machine (seconds in the comments), headroom for a loaded CI machine."""
+
+import pytest
+
+from tests.learning._learning import train_to_target
+
+CASES = [
+    # config, target, budget in seconds
+    ("keyword_easy", 0.95, 120),  # held-out success: every concept, grammatical and plausible (~16k env steps, ~21 s)
+    ("grammar_easy", 0.99, 120),  # validity (~8k env steps, ~10 s)
+    ("arithmetic_easy", 0.99, 240),  # exact match on held-out operand pairs (~34k env steps, ~52 s)
+    ("shortest_path_easy", 0.95, 120),  # mean optimality on held-out start-goal pairs (~7k env steps, ~23 s)
+]
+
+
+@pytest.mark.parametrize(("config_name", "target", "budget"), CASES, ids=[c[0] for c in CASES])
+def test_reaches_target(config_name, target, budget, tmp_path):
+    summary = train_to_target(config_name, tmp_path, target, budget)
+    assert summary["time_to_target_s"] is not None, (
+        f"{config_name}: held-out success {summary['best_success']} (best) < {target} after {budget} s"
+    )
+    assert summary["best_success"] >= target
