@@ -1,9 +1,14 @@
 """The Ray shell around one core `Actor`: collect, encode to msgpack, push to a replay shard with bounded pushes in
-flight, pull newer weights from the parameter store, and keep to the samples-per-insert band."""
+flight, pull newer weights from the parameter store, and keep to the samples-per-insert band.
+
+Workers run in time slices: the driver keeps two `run(seconds)` calls queued per worker, each returning the
+worker's stats, so the worker never idles between slices and no second thread is needed for control. (A threaded
+Ray actor, max_concurrency > 1, whose method runs on a non-main thread costs a whole core: Ray 2.60's main thread
+spins while the method runs. Single-threaded workers also make `state_dict()` for checkpoints land between slices,
+never in the middle of an update.)"""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from typing import Any
@@ -24,7 +29,8 @@ REMOTE_FAILURES = (RayActorError, GetTimeoutError, OwnerDiedError, ObjectLostErr
 
 
 class ActorWorker:
-    """Hosts one Actor. `run()` loops until `stop()`; `stats()` returns counters and timings since the last call.
+    """Hosts one Actor. `run(seconds)` collects and pushes for one slice and returns `stats()` (counters, and timings
+    since the last stats); `flush()` waits for the pushes in flight at the end of a run.
 
     `incarnation` distinguishes restarts of the same actor index: shards de-duplicate by (actor, incarnation, seq)
     and count sequence gaps per incarnation.
@@ -56,14 +62,13 @@ class ActorWorker:
         self.param_store = param_store
         self.call_timeout_s = call_timeout_s
         self.limiter = RateLimiter.from_config(replay_config)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._in_flight: deque = deque()
         self.seq = 0
         self._learner_counters: dict[str, Any] = {}
         self._counters_time = 0.0
         self._sample_rate = 0.0  # learner samples/s, estimated from successive counter reads
         self._steps_since_pull = 0
+        self._started = False
         self._totals = {"env_steps": 0, "transitions": 0, "pushes": 0, "push_failures": 0, "episodes": 0}
         self._window = self._empty_window()
 
@@ -78,14 +83,16 @@ class ActorWorker:
         }
 
     # ---- the loop ---------------------------------------------------------------------------------------------
-    def run(self, max_env_steps: int = 0) -> dict[str, Any]:
-        """Collect and push until stopped (or until this actor alone has taken `max_env_steps`)."""
-        self._pull_weights(block=True)
-        while not self._stop.is_set():
-            if max_env_steps and self._totals["env_steps"] >= max_env_steps:
-                break
+    def run(self, seconds: float) -> dict[str, Any]:
+        """Collect and push for about `seconds` (at least one push interval unless throttled); the stats."""
+        deadline = time.monotonic() + seconds
+        if not self._started:
+            self._pull_weights(block=True)
+            self._started = True
+        while time.monotonic() < deadline:
             t0 = time.perf_counter()
-            self._throttle()
+            if not self._throttle(deadline):
+                break
             t1 = time.perf_counter()
             out = self.actor.collect(self.config.push_interval_steps)
             t2 = time.perf_counter()
@@ -109,22 +116,25 @@ class ActorWorker:
                 self._pull_weights()
                 self._steps_since_pull = 0
             t6 = time.perf_counter()
-            with self._lock:
-                w, tot = self._window, self._totals
-                tot["env_steps"] += out.env_steps
-                tot["transitions"] += n
-                tot["episodes"] += out.episodes.count
-                w["episodes"] += out.episodes.count
-                w["success_sum"] += out.episodes.mean_success * out.episodes.count
-                w["return_sum"] += out.episodes.mean_return * out.episodes.count
-                w["length_sum"] += out.episodes.mean_length * out.episodes.count
-                w["t_throttle"] += t1 - t0
-                w["t_collect"] += t2 - t1
-                w["t_encode"] += t3 - t2
-                w["t_push"] += t4 - t3
-                w["t_wait"] += t5 - t4
-                w["t_pull"] += t6 - t5
-                w["t_total"] += t6 - t0
+            w, tot = self._window, self._totals
+            tot["env_steps"] += out.env_steps
+            tot["transitions"] += n
+            tot["episodes"] += out.episodes.count
+            w["episodes"] += out.episodes.count
+            w["success_sum"] += out.episodes.mean_success * out.episodes.count
+            w["return_sum"] += out.episodes.mean_return * out.episodes.count
+            w["length_sum"] += out.episodes.mean_length * out.episodes.count
+            w["t_throttle"] += t1 - t0
+            w["t_collect"] += t2 - t1
+            w["t_encode"] += t3 - t2
+            w["t_push"] += t4 - t3
+            w["t_wait"] += t5 - t4
+            w["t_pull"] += t6 - t5
+            w["t_total"] += t6 - t0
+        return self.stats()
+
+    def flush(self) -> dict[str, Any]:
+        """Wait for every push in flight (the end of a run); the stats."""
         self._drain(0)
         return self.stats()
 
@@ -176,36 +186,36 @@ class ActorWorker:
                 return  # the learner is restarting; keep acting with the weights we have
             self.actor.load_weights(version, weights)
 
-    def _throttle(self) -> None:
-        """Wait while this actor's share of inserts runs ahead of the learner's samples (the limiter's lower band).
+    def _throttle(self, deadline: float) -> bool:
+        """Wait while this actor's share of inserts runs ahead of the learner's samples (the limiter's lower band);
+        False when the slice's `deadline` came first (the wait goes on in the next slice).
 
         The global insert count is estimated as this actor's count times the number of actors; the sample count is
         the learner's, as last reported through the parameter store (at most one pull interval old).
         """
         if self.limiter.samples_per_insert <= 0:
-            return
-        while not self._stop.is_set():
+            return True
+        while True:
             self.limiter.load_counts(
                 inserted=self._totals["transitions"] * self.num_actors,
                 sampled=int(self._learner_counters.get("sampled", 0)),
             )
             if self.limiter.can_insert(self.actor.num_envs * self.config.push_interval_steps * self.num_actors):
-                return
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
             # Sleep about as long as the learner needs to sample the deficit (every poll is a remote call, and a
             # throttled actor's job is to leave the CPU to the learner), between 10 ms and 0.5 s.
             deficit = self.limiter.expected_samples() * (1.0 - self.limiter.tolerance) - self.limiter.sampled
             wait = deficit / self._sample_rate if self._sample_rate > 0 else 0.025
-            time.sleep(min(max(wait, 0.01), 0.5))
+            time.sleep(min(max(wait, 0.01), 0.5, left))
             self._pull_weights()
 
     # ---- control ----------------------------------------------------------------------------------------------
-    def stop(self) -> None:
-        self._stop.set()
-
     def stats(self) -> dict[str, Any]:
-        with self._lock:
-            window, self._window = self._window, self._empty_window()
-            totals = dict(self._totals)
+        window, self._window = self._window, self._empty_window()
+        totals = dict(self._totals)
         return {
             "actor": self.index,
             "incarnation": self.incarnation,

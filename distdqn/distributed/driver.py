@@ -4,6 +4,8 @@ budgets, held-out evaluation, metrics, checkpoints, clean shutdown)."""
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,13 @@ from distdqn.run import Counters, RunTracker
 # and dashboard) would send each one to the GCS, which costs CPU the learner needs on a small machine.
 WORKER_OPTIONS = {"enable_task_events": False}
 
+# Actors and the learner work in slices: `run(WORK_SLICE_S)` returns the worker's stats, and the driver keeps
+# QUEUED_SLICES calls queued per worker so that it never waits for the driver (which evaluates, logs and writes
+# checkpoints between results). Workers are single-threaded Ray actors; see actor_worker's docstring for why.
+WORK_SLICE_S = 0.5
+QUEUED_SLICES = 2
+LEARNER = "learner"  # the learner's key among the workers (actors are keyed by index)
+
 
 @dataclasses.dataclass
 class Topology:
@@ -45,7 +54,7 @@ def make_actor(config: Config, topo_shards: list, param_store, index: int, incar
     c = config
     return (
         ray.remote(ActorWorker)
-        .options(num_cpus=c.cluster.actor_num_cpus, max_concurrency=2, **WORKER_OPTIONS)
+        .options(num_cpus=c.cluster.actor_num_cpus, **WORKER_OPTIONS)
         .remote(
             c.env,
             c.network,
@@ -94,7 +103,7 @@ def connect_components(config: Config, vocab_size: int, max_len: int, with_mask:
     learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
     learner = (
         ray.remote(LearnerWorker)
-        .options(num_cpus=c.cluster.learner_num_cpus, num_gpus=num_gpus, max_concurrency=2, **WORKER_OPTIONS)
+        .options(num_cpus=c.cluster.learner_num_cpus, num_gpus=num_gpus, **WORKER_OPTIONS)
         .remote(
             c.network,
             learner_cfg,
@@ -124,8 +133,8 @@ class DistributedRunner:
         self.tracker = RunTracker(config, directory, counters, quiet=quiet)
         self._base = dataclasses.replace(self.tracker.counters)  # counters at session start (resume)
         self._actor_totals: dict[tuple[int, int], dict[str, Any]] = {}  # (actor, incarnation) -> latest totals
-        self._run_refs: dict[int, Any] = {}
-        self._learner_ref = None
+        self._slices: dict[int | str, deque] = {}  # worker key -> its queued run() calls, oldest first
+        self._stopping = False
         self._learner_stats: dict[str, Any] = {}
         self._window_episodes: list[tuple[float, float, float]] = []
         self.restarts = 0
@@ -141,16 +150,15 @@ class DistributedRunner:
             + [s.ping.remote() for s in topo.shards],
             timeout=max(self.config.cluster.call_timeout_s, 120),
         )
-        self._learner_ref = topo.learner.run.remote()
-        for i, a in enumerate(topo.actors):
-            self._run_refs[i] = a.run.remote()
+        for key in [LEARNER, *range(len(topo.actors))]:
+            self._queue_slices(key)
         reason = None
         try:
             while (reason := self.tracker.stop_reason()) is None:
                 reason = self._supervise(self.config.run.log_interval_s)
                 if reason:
                     break
-                self._poll()
+                self._refresh()
                 if self.tracker.eval_due():
                     self.evaluate()
                 if self.tracker.checkpoint_due():
@@ -158,29 +166,46 @@ class DistributedRunner:
         except KeyboardInterrupt:
             reason = "interrupted"
         self._stop_workers()
-        self._poll()
+        self._refresh()
         if self.tracker.counters.last_success is None or not (reason or "").startswith("target reached"):
             self.evaluate()  # the final held-out success of the weights the run ends with
         return self.tracker.summary(reason)
 
+    def _worker(self, key: int | str):
+        return self.topo.learner if key == LEARNER else self.topo.actors[key]
+
+    def _queue_slices(self, key: int | str) -> None:
+        queue = self._slices.setdefault(key, deque())
+        while len(queue) < QUEUED_SLICES:
+            queue.append(self._worker(key).run.remote(WORK_SLICE_S))
+
     def _supervise(self, timeout_s: float) -> str | None:
-        """Wait up to `timeout_s` for a worker's run loop to end; restart dead actors, fail on a dead learner."""
-        refs = list(self._run_refs.values()) + [self._learner_ref]
-        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout_s)
-        for ref in ready:
-            if ref is self._learner_ref:
+        """For up to `timeout_s`: take each finished slice's stats and queue the worker's next slice; restart dead
+        actors, fail on a dead learner."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            heads = {queue[0]: key for key, queue in self._slices.items() if queue}
+            if not heads:
+                return None
+            ready, _ = ray.wait(list(heads), num_returns=1, timeout=left)
+            if not ready:
+                return None
+            ready, _ = ray.wait(list(heads), num_returns=len(heads), timeout=0)
+            for ref in ready:
+                key = heads[ref]
+                self._slices[key].popleft()
                 try:
-                    ray.get(ref)
-                    return "failed: the learner stopped"
+                    stats = ray.get(ref)
                 except REMOTE_FAILURES as e:
-                    return f"failed: the learner died ({type(e).__name__})"
-            index = next(i for i, r in self._run_refs.items() if r is ref)
-            try:
-                ray.get(ref)
-                problem = "its loop ended"
-            except REMOTE_FAILURES as e:
-                problem = type(e).__name__
-            self.restart_actor(index, problem)
+                    if key == LEARNER:
+                        return f"failed: the learner died ({type(e).__name__})"
+                    self._slices[key].clear()
+                    if not self._stopping:
+                        self.restart_actor(key, type(e).__name__)
+                    continue
+                self._fold(key, stats)
+                if not self._stopping:
+                    self._queue_slices(key)
         return None
 
     def restart_actor(self, index: int, problem: str) -> None:
@@ -197,39 +222,33 @@ class DistributedRunner:
             f"[supervisor] actor {index} failed ({problem}); starting incarnation {topo.incarnations[index]}"
         )
         topo.actors[index] = make_actor(self.config, topo.shards, topo.param_store, index, topo.incarnations[index])
-        self._run_refs[index] = topo.actors[index].run.remote()
+        self._slices[index] = deque()
+        self._queue_slices(index)
 
-    def _poll(self) -> None:
-        """Gather stats from every worker (with a timeout) and fold them into the counters and the progress line."""
-        topo, c = self.topo, self.tracker.counters
-        actor_refs = {i: a.stats.remote() for i, a in enumerate(topo.actors)}
-        learner_ref = topo.learner.stats.remote()
-        timeout = self.config.cluster.call_timeout_s
-        for i, ref in actor_refs.items():
-            try:
-                s = ray.get(ref, timeout=timeout)
-            except REMOTE_FAILURES:
-                continue
-            key = (i, s["incarnation"])
-            self._actor_totals[key] = {
-                "env_steps": s["env_steps"],
-                "transitions": s["transitions"],
-                "episodes": s["episodes"],
-                "epsilon": s["epsilon"],
-                "version": s["version"],
-            }
-            w = s["window"]
-            if w["episodes"]:
-                self._window_episodes.append((w["success_sum"], w["episodes"], s["epsilon"]))
-            for k in self.timing:
-                self.timing[k] += w[k]
-        self._window_episodes = self._window_episodes[-200:]
-        try:
-            self._learner_stats = ray.get(learner_ref, timeout=timeout)
+    def _fold(self, key: int | str, s: dict[str, Any]) -> None:
+        """Fold one worker's stats (totals, and its window since its last stats) into the driver's view."""
+        if key == LEARNER:
+            self._learner_stats = s
             for k in self.learner_timing:
-                self.learner_timing[k] += self._learner_stats["window"][k]
-        except REMOTE_FAILURES:
-            pass
+                self.learner_timing[k] += s["window"][k]
+            return
+        self._actor_totals[(key, s["incarnation"])] = {
+            "env_steps": s["env_steps"],
+            "transitions": s["transitions"],
+            "episodes": s["episodes"],
+            "epsilon": s["epsilon"],
+            "version": s["version"],
+        }
+        w = s["window"]
+        if w["episodes"]:
+            self._window_episodes.append((w["success_sum"], w["episodes"], s["epsilon"]))
+            self._window_episodes = self._window_episodes[-200:]
+        for k in self.timing:
+            self.timing[k] += w[k]
+
+    def _refresh(self) -> None:
+        """The run's counters from the workers' latest stats; a progress line / metrics record when one is due."""
+        c = self.tracker.counters
         totals = self._actor_totals.values()
         c.env_steps = self._base.env_steps + sum(t["env_steps"] for t in totals)
         c.inserted = self._base.inserted + sum(t["transitions"] for t in totals)
@@ -367,15 +386,20 @@ class DistributedRunner:
 
     # ---- shutdown ---------------------------------------------------------------------------------------------
     def _stop_workers(self) -> None:
-        topo = self.topo
-        for a in topo.actors:
-            a.stop.remote()
-        topo.learner.stop.remote()
-        pending = list(self._run_refs.values()) + [self._learner_ref]
-        try:
-            ray.wait(pending, num_returns=len(pending), timeout=self.config.cluster.call_timeout_s)
-        except REMOTE_FAILURES:
-            pass
+        """Let the queued slices finish (no new ones), then flush every worker's pushes and priority updates."""
+        self._stopping = True
+        timeout = self.config.cluster.call_timeout_s
+        deadline = time.monotonic() + timeout
+        while any(self._slices.values()) and time.monotonic() < deadline:
+            self._supervise(deadline - time.monotonic())
+        keys = [LEARNER, *range(len(self.topo.actors))]
+        refs = {self._worker(key).flush.remote(): key for key in keys}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+        for ref in ready:
+            try:
+                self._fold(refs[ref], ray.get(ref))
+            except REMOTE_FAILURES:
+                pass
 
     def close(self) -> None:
         """Kill every worker this run started, and the Ray instance when this process started it."""

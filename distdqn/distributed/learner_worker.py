@@ -1,9 +1,11 @@
 """The Ray shell around the core `Learner`: prefetched sampling across the replay shards, updates, fire-and-forget
-priority updates, the samples-per-insert limit, and versioned weight publication through the object store."""
+priority updates, the samples-per-insert limit, and versioned weight publication through the object store.
+
+Like the actors (see actor_worker), it trains in time slices, `run(seconds)`, which the driver keeps queued: one
+thread, and `state_dict()` for a checkpoint runs between two updates."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -21,7 +23,8 @@ LEARNER_TIMING_KEYS = ("updates", "t_update", "t_wait", "t_publish")  # the stat
 
 
 class LearnerWorker:
-    """Hosts the Learner. `run()` trains until `stop()`; `stats()` reports counters and the latest loss metrics."""
+    """Hosts the Learner. `run(seconds)` trains for one slice and returns `stats()` (counters, the latest loss
+    metrics, the time split since the last stats); `flush()` sends the priority updates still buffered."""
 
     def __init__(
         self,
@@ -45,20 +48,22 @@ class LearnerWorker:
         self.client = ShardedReplayClient(shards, rate_limiter=self.limiter, seed=seed, call_timeout_s=call_timeout_s)
         self.param_store = param_store
         self.call_timeout_s = call_timeout_s
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._started = False
         self._metrics: dict[str, float] = {}
         self._window = dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
         self._publish_ref: list = []
 
     # ---- the loop ---------------------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        """Train until stopped: keep `prefetch` sample requests in flight (the client's rate limiter decides whether
-        one may be sent), update on each batch as it arrives, route new priorities back without waiting."""
+    def run(self, seconds: float) -> dict[str, Any]:
+        """Train for about `seconds`: keep `prefetch` sample requests in flight (the client's rate limiter decides
+        whether one may be sent), update on each batch as it arrives, route new priorities back without waiting."""
         cfg = self.config
-        self.publish()
+        deadline = time.monotonic() + seconds
+        if not self._started:
+            self.publish()
+            self._started = True
         last_report = 0.0
-        while not self._stop.is_set():
+        while time.monotonic() < deadline:
             if time.monotonic() - last_report > 0.1:  # actors throttle on these counts: report while idle too
                 self._report()
                 last_report = time.monotonic()
@@ -78,14 +83,18 @@ class LearnerWorker:
             td_abs, metrics = self.learner.update(batch)
             self.client.update_priorities(batch, td_abs)
             t2 = time.perf_counter()
-            with self._lock:
-                self._metrics = {k: float(v) for k, v in metrics.items() if np.isscalar(v)}
-                self._window["updates"] += 1
-                self._window["t_wait"] += t1 - t0
-                self._window["t_update"] += t2 - t1
+            self._metrics = {k: float(v) for k, v in metrics.items() if np.isscalar(v)}
+            self._window["updates"] += 1
+            self._window["t_wait"] += t1 - t0
+            self._window["t_update"] += t2 - t1
             if self.learner.updates % cfg.publish_interval_updates == 0:
                 self.publish()
                 self._window["t_publish"] += time.perf_counter() - t2
+        self._report()
+        return self.stats()
+
+    def flush(self) -> dict[str, Any]:
+        """Send the buffered priority updates (the end of a run); the stats."""
         self.client.flush()
         return self.stats()
 
@@ -112,14 +121,9 @@ class LearnerWorker:
         }
 
     # ---- control ----------------------------------------------------------------------------------------------
-    def stop(self) -> None:
-        self._stop.set()
-
     def stats(self) -> dict[str, Any]:
-        with self._lock:
-            window = dict(self._window)
-            self._window = dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
-            metrics = dict(self._metrics)
+        window, self._window = self._window, dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
+        metrics = dict(self._metrics)
         return {**self._counters(), "metrics": metrics, "window": window, "replay": self.client.stats()}
 
     def state_dict(self) -> dict[str, Any]:

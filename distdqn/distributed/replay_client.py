@@ -52,6 +52,7 @@ class ShardedReplayClient:
         seed: int = 0,
         call_timeout_s: float = 60.0,
         max_pending_updates: int = 64,
+        coalesce_updates: int = 4,
     ):
         self.handles = list(shard_handles)
         self.schema = schema
@@ -59,6 +60,7 @@ class ShardedReplayClient:
         self.rng = np.random.default_rng(seed)
         self.call_timeout_s = call_timeout_s
         self.max_pending_updates = max_pending_updates
+        self.coalesce_updates = coalesce_updates  # batches of |TD| sent together (one call per shard per send)
         k = len(self.handles)
         self.totals = np.zeros(k)
         self.mins = np.full(k, np.inf)
@@ -72,6 +74,7 @@ class ShardedReplayClient:
         self._refreshed_s = -math.inf  # monotonic time of the latest shard report
         self._pending: collections.deque[_Request] = collections.deque()
         self._updates: collections.deque[tuple[Any, int]] = collections.deque()
+        self._unsent: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (shard, slot, gen, |td|)
 
     # ---- shard bookkeeping -------------------------------------------------------------------------------------
 
@@ -202,16 +205,23 @@ class ShardedReplayClient:
     # ---- priority updates --------------------------------------------------------------------------------------
 
     def update_priorities(self, batch: dict[str, np.ndarray], td_abs: np.ndarray) -> None:
-        """Route |TD| of a sampled batch to its shards without waiting; blocks only beyond max_pending_updates."""
-        td_abs = np.asarray(td_abs)
-        shards = batch[spec.SHARD]
+        """Route |TD| of a sampled batch to its shards without waiting. Batches are sent `coalesce_updates` at a
+        time (one call per shard instead of one per batch and shard: remote calls are the learner's overhead); a
+        repeated item takes its latest value. Blocks only beyond `max_pending_updates` calls in flight."""
+        self._unsent.append((batch[spec.SHARD], batch[spec.SLOT], batch[spec.GENERATION], np.asarray(td_abs)))
+        if len(self._unsent) >= self.coalesce_updates:
+            self._send_updates()
+
+    def _send_updates(self) -> None:
+        if not self._unsent:
+            return
+        shards, slots, generations, td_abs = (np.concatenate(column) for column in zip(*self._unsent, strict=True))
+        self._unsent = []
         for shard in np.unique(shards).tolist():
             if shard in self.dead:
                 continue
             mask = shards == shard
-            ref = self.handles[shard].update_priorities.remote(
-                batch[spec.SLOT][mask], batch[spec.GENERATION][mask], td_abs[mask]
-            )
+            ref = self.handles[shard].update_priorities.remote(slots[mask], generations[mask], td_abs[mask])
             self._updates.append((ref, shard))
         self._reap_updates(keep=self.max_pending_updates)
 
@@ -231,7 +241,8 @@ class ShardedReplayClient:
         self._updates = collections.deque((r, k) for r, k in self._updates if r not in done)
 
     def flush(self) -> None:
-        """Wait for every priority update in flight (e.g. before a checkpoint)."""
+        """Send the buffered priority updates and wait for every one in flight (e.g. before a checkpoint)."""
+        self._send_updates()
         self._reap_updates(keep=0)
 
     def stats(self) -> dict[str, Any]:

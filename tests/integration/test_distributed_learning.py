@@ -6,32 +6,14 @@ loaded CI machine."""
 
 import pytest
 
-from distdqn.config import load_config
-from distdqn.distributed.driver import DistributedRunner
-from tests.learning._learning import CONFIGS
+from tests.learning._learning import train_to_target
 
 pytestmark = pytest.mark.integration
+CPUS = ("cluster.actor_num_cpus=0.5", "cluster.learner_num_cpus=1")  # fits the 4-CPU test instance
 
 
 def train_distributed(config_name: str, tmp_path, target: float, max_seconds: float) -> dict:
-    config = load_config(
-        CONFIGS / f"{config_name}.yaml",
-        [
-            "run.seed=0",
-            f"run.target_success={target}",
-            f"run.max_seconds={max_seconds}",
-            "checkpoint.interval_s=0",
-            "cluster.actor_num_cpus=0.5",
-            "cluster.learner_num_cpus=1",
-        ],
-    )
-    runner = DistributedRunner(config, tmp_path, quiet=True)
-    try:
-        summary = runner.train()
-    finally:
-        runner.close()
-    print(f"{config_name} (distributed): {summary}")
-    return summary
+    return train_to_target(config_name, tmp_path, target, max_seconds, distributed=True, overrides=CPUS)
 
 
 def test_grammar_easy_learns_distributed(ray_cluster, tmp_path):

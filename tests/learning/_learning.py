@@ -1,17 +1,25 @@
-"""Shared helper of the learning tests: one local-runner training run on a fixed seed, from a configs/ file."""
+"""Shared helper of the learning tests: one training run of a configs/ file on a fixed seed, with either runtime."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from distdqn.config import load_config
-from distdqn.local import LocalRunner
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-def train_to_target(config_name: str, tmp_path: Path, target: float, max_seconds: float, seed: int = 0) -> dict:
-    """Train `configs/<config_name>.yaml` with the local runner until held-out success >= target or the budget."""
+def train_to_target(
+    config_name: str,
+    tmp_path: Path,
+    target: float,
+    max_seconds: float,
+    seed: int = 0,
+    distributed: bool = False,
+    overrides: tuple[str, ...] = (),
+) -> dict:
+    """Train `configs/<config_name>.yaml` until held-out success >= target or the budget; the run's summary.
+    The local runner by default; `distributed` runs the Ray runtime (the caller provides the Ray instance)."""
     config = load_config(
         CONFIGS / f"{config_name}.yaml",
         [
@@ -19,12 +27,17 @@ def train_to_target(config_name: str, tmp_path: Path, target: float, max_seconds
             f"run.target_success={target}",
             f"run.max_seconds={max_seconds}",
             "checkpoint.interval_s=0",
+            *overrides,
         ],
     )
-    runner = LocalRunner(config, tmp_path, quiet=True)
+    if distributed:
+        from distdqn.distributed.driver import DistributedRunner as Runner
+    else:
+        from distdqn.local import LocalRunner as Runner
+    runner = Runner(config, tmp_path, quiet=True)
     try:
         summary = runner.train()
     finally:
         runner.close()
-    print(f"{config_name}: {summary}")
+    print(f"{config_name} ({'distributed' if distributed else 'local'}): {summary}")
     return summary

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from distdqn.config import NetworkConfig
-from distdqn.envs import make_env
 from distdqn.networks import build_network, numeric_token_values
+from tests.unit.network_checks import check_advance_matches_q_all
 
 torch.set_num_threads(1)
 VARIANTS = [
@@ -40,21 +40,9 @@ def test_numeric_token_values(tokens, want):
 @pytest.mark.parametrize("cfg", VARIANTS, ids=IDS)
 @pytest.mark.parametrize("task", ["tests.fakes:CopyEnv", "tests.fakes:FeedbackEnv"])
 def test_advance_matches_q_all(cfg, task):
-    env = make_env(task, num_envs=5, seed=1)
-    net = _net(cfg, env.vocab_size, env.max_len, numeric_token_values(env.vocab.tokens))
-    rng = np.random.default_rng(0)
-    obs = env.reset()
-    reset = np.ones(5, dtype=bool)
-    with torch.no_grad():
-        state = net.initial_state(5)
-        for _ in range(12):
-            state, q = net.advance(state, obs.tokens, obs.length, reset)
-            full = net.q_all(torch.from_numpy(obs.tokens).long(), torch.from_numpy(obs.length))
-            want = full[torch.arange(5), torch.from_numpy(obs.length).long() - 1]
-            torch.testing.assert_close(q, want, atol=1e-5, rtol=1e-5)
-            obs, _, _, _, info = env.step(env.random_actions(rng))
-            reset = np.zeros(5, dtype=bool)
-            reset[info.done_idx] = True
+    check_advance_matches_q_all(
+        lambda env: _net(cfg, env.vocab_size, env.max_len, numeric_token_values(env.vocab.tokens)), task
+    )
 
 
 @pytest.mark.parametrize("cfg", VARIANTS[:3], ids=IDS[:3])
