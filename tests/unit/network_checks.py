@@ -27,3 +27,12 @@ def check_advance_matches_q_all(make_net, task: str, num_envs: int = 5, steps: i
             obs, _, _, _, info = env.step(env.random_actions(rng))
             reset = np.zeros(num_envs, dtype=bool)
             reset[info.done_idx] = True
+
+
+def check_causal(net: QNetwork, vocab: int = 10, length: int = 12) -> None:
+    """Changing the tokens after position 5 leaves Q at positions 0..5 unchanged."""
+    a = torch.randint(1, vocab, (2, length))
+    b = a.clone()
+    b[:, 6:] = torch.randint(1, vocab, (2, length - 6))
+    with torch.no_grad():
+        torch.testing.assert_close(net.q_all(a)[:, :6], net.q_all(b)[:, :6])
