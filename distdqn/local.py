@@ -6,6 +6,7 @@ a seed it is deterministic (actors are stepped round-robin, the learner trains w
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +27,21 @@ from distdqn.run import Counters, RunTracker
 from distdqn.schedules import beta_at
 
 
-def env_shape(config: Config) -> tuple[int, int, bool]:
-    """(vocab_size, max_len, has_action_mask) of the configured task, from one throwaway env."""
+@dataclasses.dataclass(frozen=True)
+class TaskShape:
+    """What the networks and the replay need to know of the configured task, read off one throwaway env."""
+
+    vocab_size: int
+    max_len: int
+    with_mask: bool  # the task has action masks (stored with each transition)
+    token_values: np.ndarray  # [V] integer value of each token, NaN for the others (network.numeric_embedding)
+
+
+def task_shape(config: Config) -> TaskShape:
     env = make_env(
         config.env.task, num_envs=1, seed=0, split="train", difficulty=config.env.difficulty, **config.env.options
     )
-    return env.vocab_size, env.max_len, env.has_action_mask
-
-
-def env_token_values(config: Config) -> np.ndarray:
-    """The integer value of each token of the configured task's vocabulary (NaN for the others), from one throwaway
-    env: what a network with `network.numeric_embedding` needs besides its config."""
-    env = make_env(
-        config.env.task, num_envs=1, seed=0, split="train", difficulty=config.env.difficulty, **config.env.options
-    )
-    return numeric_token_values(env.vocab.tokens)
+    return TaskShape(env.vocab_size, env.max_len, env.has_action_mask, numeric_token_values(env.vocab.tokens))
 
 
 class LocalRunner:
@@ -49,7 +50,8 @@ class LocalRunner:
     def __init__(self, config: Config, directory: Path, counters: Counters | None = None, quiet: bool = False):
         torch.manual_seed(config.run.seed)
         self.config = config
-        self.vocab_size, self.max_len, self.with_mask = env_shape(config)
+        shape = task_shape(config)
+        self.vocab_size, self.max_len, self.with_mask = shape.vocab_size, shape.max_len, shape.with_mask
         n = config.actor.num_actors
         self.actors = [
             Actor(
@@ -69,7 +71,7 @@ class LocalRunner:
             self.vocab_size,
             self.max_len,
             seed=config.run.seed,
-            token_values=env_token_values(config),
+            token_values=shape.token_values,
         )
         self.tracker = RunTracker(config, directory, counters, quiet=quiet)
         self._last_loss: dict[str, float] = {}

@@ -246,8 +246,7 @@ class QNetwork(nn.Module):
         """Q [B, V] at position length-1 from the features there [B, H] (the actor's path; numpy rows)."""
         if self.copy is None:
             return self.head(feats)
-        tok = torch.from_numpy(np.ascontiguousarray(tokens[:, : int(length.max())]).astype(np.int64, copy=False))
-        pos = torch.from_numpy(length.astype(np.int64) - 1).unsqueeze(1)
+        tok, pos = _last_position_rows(tokens, length)
         return self._q(feats.unsqueeze(1), tok, pos)[:, 0]
 
     # ---- learner side ---------------------------------------------------------------------------------------
@@ -301,10 +300,7 @@ class QNetwork(nn.Module):
         return state, q
 
     def _recompute_last(self, tokens: np.ndarray, length: np.ndarray) -> torch.Tensor:
-        t = int(length.max())
-        tok = torch.from_numpy(np.ascontiguousarray(tokens[:, :t])).long()
-        pos = torch.from_numpy(length.astype(np.int64) - 1).unsqueeze(1)
-        return self.q_at(tok, pos)[:, 0]
+        return self.q_at(*_last_position_rows(tokens, length))[:, 0]
 
     def peek(self, state: ActorState, rows: np.ndarray, tokens: np.ndarray, length: np.ndarray) -> torch.Tensor:
         """Q at position length-1 of `tokens` [k, L] for slots `rows`, continuing from their current state without
@@ -340,6 +336,12 @@ class QNetwork(nn.Module):
         outs = self.trunk(chunk, h0)
         k, last = torch.arange(len(end)), torch.from_numpy(span - 1)
         return torch.stack([out[k, last] for out in outs])
+
+
+def _last_position_rows(tokens: np.ndarray, length: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The actor's numpy rows as (tokens [B, max(length)] long, positions [B, 1] = length - 1) for `q_at`/`_q`."""
+    tok = torch.from_numpy(np.ascontiguousarray(tokens[:, : int(length.max())]).astype(np.int64, copy=False))
+    return tok, torch.from_numpy(length.astype(np.int64) - 1).unsqueeze(1)
 
 
 def build_network(

@@ -20,7 +20,7 @@ from distdqn.distributed.learner_worker import LEARNER_TIMING_KEYS, LearnerWorke
 from distdqn.distributed.param_store import ParameterStore
 from distdqn.distributed.replay_worker import ReplayShardWorker
 from distdqn.evaluation import evaluate
-from distdqn.local import env_shape, env_token_values
+from distdqn.local import TaskShape, task_shape
 from distdqn.run import Counters, RunTracker
 
 # Hundreds of small calls per second flow between the workers; Ray's per-task event reporting (for its state API
@@ -82,7 +82,7 @@ def cpus_needed(c: Config) -> tuple[float, str]:
     )
 
 
-def connect_components(config: Config, vocab_size: int, max_len: int, with_mask: bool) -> Topology:
+def connect_components(config: Config, shape: TaskShape) -> Topology:
     """The whole component graph in one place: parameter store, K replay shards, the learner, N actors.
 
     Resources are requested here and nowhere else: actors `cluster.actor_num_cpus` each, shards
@@ -97,7 +97,7 @@ def connect_components(config: Config, vocab_size: int, max_len: int, with_mask:
     shards = [
         ray.remote(ReplayShardWorker)
         .options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1, **WORKER_OPTIONS)
-        .remote(k, vocab_size, max_len, with_mask, c.replay, c.run.seed * 7919 + k)
+        .remote(k, shape.vocab_size, shape.max_len, shape.with_mask, c.replay, c.run.seed * 7919 + k)
         for k in range(c.replay.num_shards)
     ]
     learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
@@ -108,13 +108,13 @@ def connect_components(config: Config, vocab_size: int, max_len: int, with_mask:
             c.network,
             learner_cfg,
             c.replay,
-            vocab_size,
-            max_len,
+            shape.vocab_size,
+            shape.max_len,
             c.run.seed,
             shards,
             param_store,
             c.cluster.call_timeout_s,
-            env_token_values(c),
+            shape.token_values,
         )
     )
     actors = [make_actor(c, shards, param_store, i, 0) for i in range(c.actor.num_actors)]
@@ -128,8 +128,9 @@ class DistributedRunner:
         self.config = config
         self.directory = directory
         self.started_ray = init_ray(config.cluster, cpus_needed=cpus_needed(config)[0])
-        self.vocab_size, self.max_len, self.with_mask = env_shape(config)
-        self.topo = connect_components(config, self.vocab_size, self.max_len, self.with_mask)
+        shape = task_shape(config)
+        self.vocab_size, self.max_len, self.with_mask = shape.vocab_size, shape.max_len, shape.with_mask
+        self.topo = connect_components(config, shape)
         self.tracker = RunTracker(config, directory, counters, quiet=quiet)
         self._base = dataclasses.replace(self.tracker.counters)  # counters at session start (resume)
         self._actor_totals: dict[tuple[int, int], dict[str, Any]] = {}  # (actor, incarnation) -> latest totals
