@@ -89,7 +89,8 @@ class LearnerConfig:
     target_sync_interval_updates: int = 100  # hard target sync period (used when polyak_tau == 0)
     polyak_tau: float = 0.0  # >0: soft target update every step instead of hard syncs
     publish_interval_updates: int = 25  # updates between weight publications to the actors
-    prefetch: int = 4  # sample requests kept in flight
+    prefetch: int = 4  # batches requested ahead of the one being trained on (distributed learner)
+    batches_per_request: int = 4  # batches drawn per round of shard calls (fewer remote calls per update)
     device: str = "auto"  # auto (cuda when present) | cpu | cuda | cuda:N
     bf16: bool = False  # bf16 autocast on CUDA
     num_threads: int = 1  # torch threads on CPU
@@ -231,6 +232,7 @@ def validate(c: Config) -> None:
         "replay.num_shards",
         "learner.batch_size",
         "learner.prefetch",
+        "learner.batches_per_request",
         "learner.publish_interval_updates",
         "network.embed_dim",
         "network.hidden_dim",

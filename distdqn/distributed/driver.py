@@ -144,15 +144,7 @@ class DistributedRunner:
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
-        topo = self.topo
-        ray.get(
-            [a.ping.remote() for a in topo.actors]
-            + [topo.learner.ping.remote()]
-            + [s.ping.remote() for s in topo.shards],
-            timeout=max(self.config.cluster.call_timeout_s, 120),
-        )
-        for key in [LEARNER, *range(len(topo.actors))]:
-            self._queue_slices(key)
+        self._start_workers()
         reason = None
         try:
             while (reason := self.tracker.stop_reason()) is None:
@@ -171,6 +163,21 @@ class DistributedRunner:
         if self.tracker.counters.last_success is None or not (reason or "").startswith("target reached"):
             self.evaluate()  # the final held-out success of the weights the run ends with
         return self.tracker.summary(reason)
+
+    def _start_workers(self) -> None:
+        """Queue each worker's first slices as soon as that worker is up: the actors (ready first: no optimizer to
+        build) fill the replay while the learner still starts. A worker whose constructor failed raises its error
+        here; one not up within the start timeout raises GetTimeoutError."""
+        topo = self.topo
+        deadline = time.monotonic() + max(self.config.cluster.call_timeout_s, 120)
+        starting = {self._worker(key).ping.remote(): key for key in [LEARNER, *range(len(topo.actors))]}
+        shards = [s.ping.remote() for s in topo.shards]
+        pending = list(starting)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=max(deadline - time.monotonic(), 0))
+            ray.get(ready or pending, timeout=0)  # nothing ready in time: raises GetTimeoutError for the rest
+            self._queue_slices(starting[ready[0]])
+        ray.get(shards, timeout=max(deadline - time.monotonic(), 0))
 
     def _worker(self, key: int | str):
         return self.topo.learner if key == LEARNER else self.topo.actors[key]

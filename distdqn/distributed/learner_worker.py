@@ -55,8 +55,9 @@ class LearnerWorker:
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self, seconds: float) -> dict[str, Any]:
-        """Train for about `seconds`: keep `prefetch` sample requests in flight (the client's rate limiter decides
-        whether one may be sent), update on each batch as it arrives, route new priorities back without waiting."""
+        """Train for about `seconds`: keep `prefetch` batches requested ahead, `batches_per_request` per round of shard
+        calls (the client's rate limiter decides whether one may be sent), update on each batch as it arrives, route
+        new priorities back without waiting."""
         cfg = self.config
         deadline = time.monotonic() + seconds
         if not self._started:
@@ -71,7 +72,8 @@ class LearnerWorker:
             # shard sizes and insert counts arrive with every sample answer; poll them while starved
             self.client.refresh_if_stale(max_age_s=1.0 if self.client.in_flight else 0.05)
             while self.client.in_flight < cfg.prefetch:
-                if not self.client.request(cfg.batch_size, beta_at(self.replay_config, self.learner.updates)):
+                beta = beta_at(self.replay_config, self.learner.updates)
+                if not self.client.request(cfg.batch_size, beta, batches=cfg.batches_per_request):
                     break
             batch = self.client.next_ready(timeout=0.05) if self.client.in_flight else None
             t1 = time.perf_counter()

@@ -23,6 +23,7 @@ class _Request:
     refs: dict[Any, int]  # ObjectRef -> shard
     beta: float
     batch_size: int
+    batches: int  # batches drawn by this one round of calls (each shard answers all of them at once)
     issued_s: float
 
 
@@ -34,6 +35,11 @@ class ShardedReplayClient:
     not seen until its next one. The importance weights use the same snapshot of global N and min priority (the
     batch's own priorities also bound the min, so no weight exceeds 1). With prefetch p the draw is thus from the
     distribution of at most p batches ago, the usual Ape-X trade of exactness for throughput.
+
+    One request may draw several batches (`request(..., batches=m)`): m x batch_size items are allocated across the
+    shards in one round of calls (a remote call costs the learner about as much CPU as decoding its answer), then
+    shuffled and dealt into m batches. Every item is still drawn with its global probability P(i); what changes is
+    only that the m batches share one snapshot of the priorities, as m prefetched batches would.
 
     The schema (field -> dtype, per-item shape) may be given or, when None, is taken from the first `refresh()`
     answer (every shard declares its fields in `stats()`); decoding stays strict either way. Call `refresh()` (or
@@ -73,6 +79,7 @@ class ShardedReplayClient:
         self.updates_applied = 0
         self._refreshed_s = -math.inf  # monotonic time of the latest shard report
         self._pending: collections.deque[_Request] = collections.deque()
+        self._ready: collections.deque[dict[str, np.ndarray]] = collections.deque()  # dealt, not yet returned
         self._updates: collections.deque[tuple[Any, int]] = collections.deque()
         self._unsent: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (shard, slot, gen, |td|)
 
@@ -139,29 +146,33 @@ class ShardedReplayClient:
         self.limiter.inserted = int(self.inserted.sum())
         return self.limiter.can_sample(batch_size, int(self.sizes.sum()))
 
-    def request(self, batch_size: int, beta: float) -> bool:
-        """Send one batch's sample calls to the shards (no waiting); False when nothing may be sampled yet."""
-        if not self.can_sample(batch_size):
+    def request(self, batch_size: int, beta: float, batches: int = 1) -> bool:
+        """Send the sample calls for `batches` batches to the shards (no waiting); False when nothing may be sampled
+        yet. The rate limiter is asked for all of them at once."""
+        n = batch_size * batches
+        if not self.can_sample(n):
             return False
-        counts = allocate(batch_size, self.totals, self.rng)
+        counts = allocate(n, self.totals, self.rng)
         refs = {self.handles[k].sample.remote(int(c), beta): k for k, c in enumerate(counts) if c > 0}
-        self._pending.append(_Request(refs, beta, batch_size, time.monotonic()))
+        self._pending.append(_Request(refs, beta, batch_size, batches, time.monotonic()))
         if self.limiter is not None:
-            self.limiter.on_sample(batch_size)
+            self.limiter.on_sample(n)
         return True
 
     @property
     def in_flight(self) -> int:
-        """Sample requests sent and not yet returned by `next_ready`."""
-        return len(self._pending)
+        """Batches requested and not yet returned by `next_ready`."""
+        return sum(r.batches for r in self._pending) + len(self._ready)
 
     def next_ready(self, timeout: float) -> dict[str, np.ndarray] | None:
         """The oldest requested batch once all its shards answered (None if not within `timeout` seconds).
 
         A request older than `call_timeout_s` is completed with the answers it has (the silent shards count as
-        timeouts). The batch holds the schema fields plus `weight` (float32, globally normalised), `prob`
-        (global P(i)), `priority` (p_i), `shard` (int32), `slot` and `generation` (int64).
+        timeouts; its batches are then smaller). The batch holds the schema fields plus `weight` (float32, globally
+        normalised), `prob` (global P(i)), `priority` (p_i), `shard` (int32), `slot` and `generation` (int64).
         """
+        if self._ready:
+            return self._ready.popleft()
         if not self._pending:
             return None
         request = self._pending[0]
@@ -183,7 +194,10 @@ class ShardedReplayClient:
                 self.last_error = f"shard {shard}: {error}"
                 continue
             self._note(shard, messages[shard].meta)
-        return self._merge(messages, request.beta) if messages else None
+        if not messages:
+            return None
+        self._ready.extend(self._deal(self._merge(messages, request.beta), request.batches))
+        return self._ready.popleft()
 
     def _merge(self, messages: dict[int, wire.Message], beta: float) -> dict[str, np.ndarray]:
         columns = wire.sample_schema(self.schema)
@@ -196,9 +210,16 @@ class ShardedReplayClient:
         batch["prob"] = batch[wire.PRIORITY] / total
         return batch
 
+    def _deal(self, merged: dict[str, np.ndarray], batches: int) -> list[dict[str, np.ndarray]]:
+        """Shuffle the items of one request (they arrive grouped by shard) and split them into `batches` batches."""
+        if batches == 1:
+            return [merged]
+        order = self.rng.permutation(len(merged[spec.SHARD]))
+        return [{name: column[part] for name, column in merged.items()} for part in np.array_split(order, batches)]
+
     def sample(self, batch_size: int, beta: float) -> dict[str, np.ndarray] | None:
         """Request one batch and wait for it (after any already prefetched ones, which are returned first)."""
-        if not self.request(batch_size, beta) and not self._pending:
+        if not self.request(batch_size, beta) and not self._pending and not self._ready:
             return None
         return self.next_ready(self.call_timeout_s)
 
@@ -252,6 +273,7 @@ class ShardedReplayClient:
             "bad_answers": self.bad_answers,
             "last_error": self.last_error,
             "pending_requests": len(self._pending),
+            "ready_batches": len(self._ready),
             "pending_updates": len(self._updates),
             "updates_applied": self.updates_applied,
             "size": int(self.sizes.sum()),

@@ -14,6 +14,7 @@ from distdqn import spec, wire  # noqa: E402
 from distdqn.config import ReplayConfig  # noqa: E402
 from distdqn.distributed.replay_client import ShardedReplayClient  # noqa: E402
 from distdqn.distributed.replay_worker import ReplayShardWorker  # noqa: E402
+from distdqn.replay import RateLimiter  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +76,33 @@ def test_bytes_in_batch_out_across_shards(ray_local):
         np.testing.assert_array_equal(batch[spec.SLOT], ids % 1000)
         assert batch[spec.WEIGHT].dtype == np.float32 and batch[spec.WEIGHT].max() <= 1.0
     assert set(np.concatenate([b[spec.SHARD] for b in batches]).tolist()) == {0, 1, 2}
+    for shard in shards:
+        ray.kill(shard)
+
+
+def test_one_request_draws_several_batches(ray_local):
+    shards = [make_shard(k) for k in range(3)]
+    for k, shard in enumerate(shards):
+        push(shard, np.arange(100) + 1000 * k, actor=k)
+    limiter = RateLimiter(min_size_to_sample=10, samples_per_insert=0.0, tolerance=0.0)
+    client = ShardedReplayClient(shards, rate_limiter=limiter, seed=1)
+    client.refresh()
+    assert client.request(64, beta=0.4, batches=4)
+    assert client.in_flight == 4 and limiter.sampled == 256  # the limiter is asked for all four at once
+    batches = [client.next_ready(timeout=30) for _ in range(4)]
+    assert client.in_flight == 0 and client.next_ready(timeout=0) is None
+    for batch in batches:
+        assert len(batch[spec.RETURN]) == 64
+        ids = batch[spec.RETURN].astype(int)
+        np.testing.assert_array_equal(batch[spec.SHARD], ids // 1000)  # columns stay aligned after the shuffle
+        np.testing.assert_array_equal(batch[spec.SLOT], ids % 1000)
+        assert batch[spec.WEIGHT].max() <= 1.0
+        assert len(set(batch[spec.SHARD].tolist())) > 1  # dealt, not one shard's answer per batch
+    # update_priorities takes the dealt batches like any other
+    for batch in batches:
+        client.update_priorities(batch, np.ones(64))
+    client.flush()
+    assert client.updates_applied == 4 * 64
     for shard in shards:
         ray.kill(shard)
 
