@@ -82,6 +82,7 @@ class LocalRunner:
     def train(self) -> dict[str, Any]:
         c = self.tracker.counters
         reason = None
+        self.tracker.start_clock()
         try:
             while (reason := self.tracker.stop_reason()) is None:
                 progressed = self._act()

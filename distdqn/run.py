@@ -48,6 +48,16 @@ class RunTracker:
         self.progress = ConsoleProgress() if not quiet else None
 
     # ---- clock and budgets ------------------------------------------------------------------------------------
+    def start_clock(self) -> None:
+        """Start (or restart) the run clock: the runners call it when every component is up and training begins,
+        so that `wall_s` and time to target count training in both runtimes, not construction (the distributed
+        runtime's Ray start and worker imports, the local runner's network and optimizer set-up)."""
+        now = time.monotonic()
+        self._session_start = now
+        self._last_eval = now
+        self._last_checkpoint = (now, self.counters.updates)
+        self._last_rate_time = now
+
     def wall_s(self) -> float:
         return self._wall_at_start + time.monotonic() - self._session_start
 

@@ -1,20 +1,26 @@
 """End-to-end benchmark: the distributed runtime against the local runner, in the same process run.
 
 Part 1 (time to target): for each easy task, wall-clock seconds and env steps until held-out success reaches the
-task's target, with `configs/<task>_easy.yaml` when it exists, for both runtimes. "wall" counts from the command's
-start (Ray start-up included); "to target" is the run clock the summaries report.
+task's target, with `configs/<task>_easy.yaml` when it exists, for both runtimes, once per `--seeds` seed (the
+runtimes alternate, so drift in the machine's load hits each), then the median. "to target" is the run clock the
+summaries report: training time, from the moment every component is up; "wall" counts from the runner's
+construction to its shutdown (Ray's start, the workers' imports and Ray's shutdown included). `--local-overrides`
+adds a third peer, the local runner with its own tuning (e.g. `actor.eps_base=0.1`).
 Part 2 (throughput): env steps/s and learner sampled transitions/s for 1, 2 and 4 actors, with the share of actor
 time lost to serialization and remote calls (encode + push + back-pressure wait + weight pulls) and to the
 samples-per-insert throttle, for both runtimes.
 
-    python scripts/bench_e2e.py [--quick] [--json PATH] [--tasks keyword,grammar] [--actors 1,2,4]
+    python scripts/bench_e2e.py [--quick] [--json PATH] [--tasks keyword,grammar] [--actors 1,2,4] [--seeds 0,1,2]
+        [--local-overrides 'actor.eps_base=0.1']
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -75,10 +81,16 @@ def main() -> None:
     parser.add_argument("--actors", default="1,2,4")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="budget per time-to-target run")
     parser.add_argument("--throughput-seconds", type=float, default=30.0, help="length of each throughput run")
+    parser.add_argument("--seeds", default="0", help="run.seed of each time-to-target run (the median is shown)")
+    parser.add_argument(
+        "--local-overrides",
+        default="",
+        help="dotted overrides (space-separated) for an extra peer, 'local*': the local runner with its own tuning",
+    )
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
     tasks = ["keyword"] if args.quick else args.tasks.split(",")
-    actor_counts = [2] if args.quick else [int(n) for n in args.actors.split(",")]
+    actor_counts = [2] if args.quick else [int(n) for n in args.actors.split(",") if n]
     budget = 25.0 if args.quick else args.max_seconds
     tput_s = 10.0 if args.quick else args.throughput_seconds
     rows = []
@@ -87,11 +99,25 @@ def main() -> None:
         f"{'part':10s} {'task':14s} {'runtime':12s} {'actors':>6s} {'to target s':>11s} {'steps to tgt':>12s} "
         f"{'wall s':>7s} {'success':>7s} {'steps/s':>9s} {'sampled/s':>9s} {'overhead':>8s} {'throttle':>8s}"
     )
+    seeds = [int(x) for x in args.seeds.split(",")]
+    peers = {"local": [], "distributed": []}
+    if args.local_overrides:
+        peers["local*"] = args.local_overrides.split()
+        print(f"local* = the local runner with {' '.join(peers['local*'])}")
     for task in tasks:
-        for runtime in ("local", "distributed"):
-            s = run_once(runtime, task, [f"run.target_success={TARGETS[task]}", f"run.max_seconds={budget}"])
-            rows.append(make_row("target", task, runtime, None, s))
-            print_row(rows[-1])
+        runs: dict[str, list[dict]] = {peer: [] for peer in peers}
+        for seed in seeds:  # the runtimes alternate, so drift in the machine's load hits each of them
+            for peer, extra in peers.items():
+                runtime = "distributed" if peer == "distributed" else "local"
+                target = [f"run.target_success={TARGETS[task]}", f"run.max_seconds={budget}", f"run.seed={seed}"]
+                row = make_row("target", task, peer, None, run_once(runtime, task, target + extra))
+                runs[peer].append({**row, "seed": seed})
+                print_row(runs[peer][-1])
+        for repeats in runs.values():
+            rows.extend(repeats)
+            if len(seeds) > 1:
+                rows.append(median_row(repeats))
+                print_row(rows[-1])
     for n in actor_counts:
         for runtime in ("local", "distributed"):
             overrides = [
@@ -124,13 +150,31 @@ def make_row(part: str, task: str, runtime: str, actors: int | None, s: dict) ->
     }
 
 
+def median_row(repeats: list[dict]) -> dict:
+    """The median of each numeric column over repeated runs (a run that missed the target counts as +inf)."""
+    row = {**repeats[0], "part": "median", "seed": None}
+    for key, value in row.items():
+        if key in ("part", "task", "runtime", "actors", "seed") or not isinstance(value, (int, float, type(None))):
+            continue
+        values = [r[key] for r in repeats]
+        if key in ("time_to_target_s", "env_steps_to_target"):
+            values = [math.inf if v is None else v for v in values]
+        elif any(v is None for v in values):
+            row[key] = None
+            continue
+        m = statistics.median(values)
+        row[key] = None if math.isinf(m) else m
+    return row
+
+
 def print_row(r: dict) -> None:
-    tgt = fmt(r["time_to_target_s"]) if r["part"] == "target" else ""
-    if r["part"] == "target" and r["time_to_target_s"] is None:
+    target = r["part"] in ("target", "median")
+    tgt = fmt(r["time_to_target_s"]) if target else ""
+    if target and r["time_to_target_s"] is None:
         tgt = "not reached"
     print(
         f"{r['part']:10s} {r['task']:14s} {r['runtime']:12s} {fmt(r['actors'], 'd') if r['actors'] else '':>6s} "
-        f"{tgt:>11s} {fmt(r['env_steps_to_target'], ',d'):>12s} {r['total_wall_s']:7.1f} "
+        f"{tgt:>11s} {fmt(r['env_steps_to_target'], ',.0f'):>12s} {r['total_wall_s']:7.1f} "
         f"{fmt(r['final_success'], '.3f'):>7s} {r['env_steps_per_s']:9,.0f} {r['sampled_per_s']:9,.0f} "
         f"{fmt(r['actor_overhead_frac'], '.1%'):>8s} {fmt(r['actor_throttle_frac'], '.1%'):>8s}",
         flush=True,

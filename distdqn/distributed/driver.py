@@ -165,19 +165,18 @@ class DistributedRunner:
         return self.tracker.summary(reason)
 
     def _start_workers(self) -> None:
-        """Queue each worker's first slices as soon as that worker is up: the actors (ready first: no optimizer to
-        build) fill the replay while the learner still starts. A worker whose constructor failed raises its error
-        here; one not up within the start timeout raises GetTimeoutError."""
+        """Wait until every worker is up (a constructor's error is raised here, a worker not up within the start
+        timeout raises GetTimeoutError), then start the run clock and queue every worker's first slices."""
         topo = self.topo
-        deadline = time.monotonic() + max(self.config.cluster.call_timeout_s, 120)
-        starting = {self._worker(key).ping.remote(): key for key in [LEARNER, *range(len(topo.actors))]}
-        shards = [s.ping.remote() for s in topo.shards]
-        pending = list(starting)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1, timeout=max(deadline - time.monotonic(), 0))
-            ray.get(ready or pending, timeout=0)  # nothing ready in time: raises GetTimeoutError for the rest
-            self._queue_slices(starting[ready[0]])
-        ray.get(shards, timeout=max(deadline - time.monotonic(), 0))
+        ray.get(
+            [a.ping.remote() for a in topo.actors]
+            + [topo.learner.ping.remote()]
+            + [s.ping.remote() for s in topo.shards],
+            timeout=max(self.config.cluster.call_timeout_s, 120),
+        )
+        self.tracker.start_clock()
+        for key in [LEARNER, *range(len(topo.actors))]:
+            self._queue_slices(key)
 
     def _worker(self, key: int | str):
         return self.topo.learner if key == LEARNER else self.topo.actors[key]
