@@ -129,9 +129,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _summary_line(s: dict) -> str:
     ttt = f"{s['time_to_target_s']:.1f}s" if s.get("time_to_target_s") is not None else "not reached"
     final = f"{s['final_success']:.3f}" if s.get("final_success") is not None else "n/a"
+    startup = f" (+{s['startup_s']:.1f}s start-up)" if s.get("startup_s") is not None else ""
     return (
         f"done: {s.get('stop_reason')}; env_steps={s['env_steps']} updates={s['updates']} "
-        f"wall={s['wall_s']:.1f}s time_to_target={ttt} held-out success={final} run_dir={s['run_dir']}"
+        f"wall={s['wall_s']:.1f}s{startup} time_to_target={ttt} held-out success={final} run_dir={s['run_dir']}"
     )
 
 

@@ -7,6 +7,7 @@ a seed it is deterministic (actors are stepped round-robin, the learner trains w
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ class LocalRunner:
     """Owns every component in this process; `train()` runs until a budget or the target stops it."""
 
     def __init__(self, config: Config, directory: Path, counters: Counters | None = None, quiet: bool = False):
+        self._setup_began = time.monotonic()
         torch.manual_seed(config.run.seed)
         self.config = config
         shape = task_shape(config)
@@ -82,7 +84,7 @@ class LocalRunner:
     def train(self) -> dict[str, Any]:
         c = self.tracker.counters
         reason = None
-        self.tracker.start_clock()
+        self.tracker.start_clock(self._setup_began)
         try:
             while (reason := self.tracker.stop_reason()) is None:
                 progressed = self._act()

@@ -39,6 +39,7 @@ class RunTracker:
         self.counters = counters or Counters()
         self._session_start = time.monotonic()
         self._wall_at_start = self.counters.wall_s
+        self.startup_s: float | None = None  # this session's set-up before training (see start_clock)
         self._last_log = 0.0
         self._last_eval = time.monotonic()
         self._last_checkpoint = (time.monotonic(), self.counters.updates)
@@ -48,11 +49,14 @@ class RunTracker:
         self.progress = ConsoleProgress() if not quiet else None
 
     # ---- clock and budgets ------------------------------------------------------------------------------------
-    def start_clock(self) -> None:
+    def start_clock(self, setup_began: float | None = None) -> None:
         """Start (or restart) the run clock: the runners call it when every component is up and training begins,
         so that `wall_s` and time to target count training in both runtimes, not construction (the distributed
-        runtime's Ray start and worker imports, the local runner's network and optimizer set-up)."""
+        runtime's Ray start and worker imports, the local runner's network and optimizer set-up). The seconds
+        since `setup_began` (a time.monotonic() reading) are reported as the summary's `startup_s`."""
         now = time.monotonic()
+        if setup_began is not None:
+            self.startup_s = now - setup_began
         self._session_start = now
         self._last_eval = now
         self._last_checkpoint = (now, self.counters.updates)
@@ -189,6 +193,7 @@ class RunTracker:
             "updates": c.updates,
             "episodes": c.episodes,
             "wall_s": round(self.wall_s(), 3),
+            "startup_s": None if self.startup_s is None else round(self.startup_s, 3),
             "time_to_target_s": c.time_to_target_s,
             "env_steps_to_target": c.env_steps_to_target,
             "target_success": self.config.run.target_success or None,

@@ -125,6 +125,7 @@ class DistributedRunner:
     """Starts (or joins) Ray, builds the topology, and supervises training from the driver process."""
 
     def __init__(self, config: Config, directory: Path, counters: Counters | None = None, quiet: bool = False):
+        self._setup_began = time.monotonic()
         self.config = config
         self.directory = directory
         self.started_ray = init_ray(config.cluster, cpus_needed=cpus_needed(config)[0])
@@ -174,7 +175,7 @@ class DistributedRunner:
             + [s.ping.remote() for s in topo.shards],
             timeout=max(self.config.cluster.call_timeout_s, 120),
         )
-        self.tracker.start_clock()
+        self.tracker.start_clock(self._setup_began)
         for key in [LEARNER, *range(len(topo.actors))]:
             self._queue_slices(key)
 

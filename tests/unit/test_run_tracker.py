@@ -16,8 +16,9 @@ def test_clock_counts_from_start_clock(tmp_path):
     tracker = make_tracker(tmp_path, eval_interval_s=0.2)
     time.sleep(0.3)  # construction: not training time
     assert tracker.wall_s() >= 0.3 and tracker.eval_due()
-    tracker.start_clock()
+    tracker.start_clock(setup_began=time.monotonic() - 2.0)
     assert tracker.wall_s() < 0.1
+    assert 2.0 <= tracker.summary(None)["startup_s"] < 2.1  # set-up is reported, not counted as training
     assert not tracker.eval_due()  # the evaluation interval counts from the start too
     time.sleep(0.25)
     assert tracker.eval_due()
