@@ -211,11 +211,13 @@ class ShardedReplayClient:
         return batch
 
     def _deal(self, merged: dict[str, np.ndarray], batches: int) -> list[dict[str, np.ndarray]]:
-        """Shuffle the items of one request (they arrive grouped by shard) and split them into `batches` batches."""
+        """Shuffle the items of one request (they arrive grouped by shard) and split them into `batches` batches (fewer
+        when a timed-out shard left fewer items than batches)."""
         if batches == 1:
             return [merged]
         order = self.rng.permutation(len(merged[spec.SHARD]))
-        return [{name: column[part] for name, column in merged.items()} for part in np.array_split(order, batches)]
+        parts = [part for part in np.array_split(order, batches) if len(part)]
+        return [{name: column[part] for name, column in merged.items()} for part in parts]
 
     def sample(self, batch_size: int, beta: float) -> dict[str, np.ndarray] | None:
         """Request one batch and wait for it (after any already prefetched ones, which are returned first)."""

@@ -107,6 +107,14 @@ def test_one_request_draws_several_batches(ray_local):
         ray.kill(shard)
 
 
+def test_a_short_answer_is_dealt_into_fewer_batches_never_an_empty_one():
+    client = ShardedReplayClient([], seed=0)  # dealing needs no shard
+    merged = {spec.SHARD: np.zeros(3, np.int32), spec.SLOT: np.arange(3)}  # a timed-out shard left 3 items for 4
+    parts = client._deal(merged, batches=4)
+    assert [len(part[spec.SLOT]) for part in parts] == [1, 1, 1]
+    assert sorted(np.concatenate([part[spec.SLOT] for part in parts]).tolist()) == [0, 1, 2]
+
+
 def test_malformed_message_is_counted_and_the_shard_keeps_serving(ray_local):
     shard = make_shard(0)
     answer = ray.get(shard.add.remote(b"\x93\x01\x02"), timeout=60)
