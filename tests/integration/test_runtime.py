@@ -3,6 +3,7 @@ weight versions reach the actors, the target syncs on schedule, dead actors are 
 runner, and nothing is left running."""
 
 import threading
+import time
 
 import pytest
 
@@ -32,9 +33,11 @@ def copy_config(tmp_path, *extra):
 def test_data_flows_versions_advance_target_syncs(ray_cluster, tmp_path):
     ray = ray_cluster
     config = copy_config(tmp_path, "actor.num_actors=2", "replay.num_shards=2", "run.max_updates=100")
+    began = time.monotonic()
     runner = DistributedRunner(config, tmp_path, quiet=True)
     try:
         summary = runner.train()
+        elapsed = time.monotonic() - began
         topo = runner.topo
         learner = ray.get(topo.learner.stats.remote(), timeout=60)
         actors = ray.get([a.stats.remote() for a in topo.actors], timeout=60)
@@ -42,6 +45,8 @@ def test_data_flows_versions_advance_target_syncs(ray_cluster, tmp_path):
     finally:
         runner.close()
     assert summary["updates"] >= 100
+    # the run clock counts training only; the workers' start-up is reported beside it, not inside it
+    assert summary["startup_s"] > 0 and summary["startup_s"] + summary["wall_s"] <= elapsed
     assert learner["target_syncs"] == learner["updates"] // 20  # hard sync exactly every 20 updates
     assert learner["replay"]["updates_applied"] > 0  # priorities went back to the shards
     assert all(a["version"] >= 2 for a in actors)  # published weights reached every actor
