@@ -46,7 +46,7 @@ def test_data_flows_versions_advance_target_syncs(ray_cluster, tmp_path):
         runner.close()
     assert summary["updates"] >= 100
     # the run clock counts training only; the workers' start-up is reported beside it, not inside it
-    assert summary["startup_s"] > 0 and summary["startup_s"] + summary["wall_s"] <= elapsed
+    assert summary["startup_s"] > 0 and summary["startup_s"] + summary["wall_s"] <= elapsed + 0.002  # both rounded
     assert learner["target_syncs"] == learner["updates"] // 20  # hard sync exactly every 20 updates
     assert learner["replay"]["updates_applied"] > 0  # priorities went back to the shards
     assert all(a["version"] >= 2 for a in actors)  # published weights reached every actor
