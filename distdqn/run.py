@@ -37,14 +37,11 @@ class RunTracker:
         self.config = config
         self.dir = directory
         self.counters = counters or Counters()
-        self._session_start = time.monotonic()
         self._wall_at_start = self.counters.wall_s
         self.startup_s: float | None = None  # this session's set-up before training (see start_clock)
         self._last_log = 0.0
-        self._last_eval = time.monotonic()
-        self._last_checkpoint = (time.monotonic(), self.counters.updates)
         self._last_counters = dataclasses.replace(self.counters)
-        self._last_rate_time = time.monotonic()
+        self.start_clock()  # the runners restart it once every component is up
         self.sinks: MultiSink = open_run_sinks(directory, purge_step=self.counters.env_steps or None)
         self.progress = ConsoleProgress() if not quiet else None
 
