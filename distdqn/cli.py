@@ -115,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = train(
         config,
         directory,
-        local=args.local,
+        runtime="local" if args.local else "ray",
         resume=Path(args.resume) if args.resume else None,
         quiet=args.quiet,
         examples=args.examples,

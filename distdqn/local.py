@@ -1,7 +1,8 @@
-"""The local runner: N actors, one in-process prioritized replay and the learner in one process, by direct calls.
+"""The local runtime: N actors, one in-process prioritized replay and the learner in one process, by direct calls.
 
-It is the debugging mode (`distdqn train --local`) and the reference the distributed runtime is tested against: for
-a seed it is deterministic (actors are stepped round-robin, the learner trains whenever the rate limiter allows).
+It is the debugging mode (`distdqn train --local`) and the reference the Ray runtime is tested against: for a seed
+it is deterministic (actors are stepped round-robin, the learner trains whenever the rate limiter allows). The
+supervisor (`distdqn.supervisor`) drives it through the `Runtime` protocol, as it drives the Ray runtime.
 """
 
 from __future__ import annotations
@@ -9,25 +10,163 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from distdqn import checkpoint as ck
 from distdqn import spec
 from distdqn.actor import Actor
 from distdqn.config import Config
 from distdqn.envs.registry import make_env
-from distdqn.evaluation import evaluate
 from distdqn.learner import Learner
 from distdqn.networks import numeric_token_values
 from distdqn.replay.prioritized import PrioritizedReplay, load_state_dir, save_state_dir
 from distdqn.replay.rate_limiter import RateLimiter
-from distdqn.run import Counters, RunTracker
+from distdqn.runtime import ActorView, EpisodeRecord, Progress, RuntimeState, actor_seed
 from distdqn.schedules import beta_at
 
 
+class LocalRuntime:
+    """Every component in this process; `advance` alternates acting and learning (see the module docstring)."""
+
+    def __init__(self, config: Config):
+        torch.manual_seed(config.run.seed)
+        self.config = config
+        shape = task_shape(config)
+        n = config.actor.num_actors
+        self.actors = [
+            Actor(
+                config.env,
+                config.network,
+                config.actor,
+                actor_index=i,
+                num_actors=n,
+                seed=actor_seed(config.run.seed, i),
+            )
+            for i in range(n)
+        ]
+        fields = spec.transition_dtypes(shape.vocab_size, shape.max_len, shape.with_mask)
+        rc = config.replay
+        self.replay = PrioritizedReplay(
+            rc.capacity, fields, alpha=rc.alpha, priority_eps=rc.priority_eps, seed=config.run.seed
+        )
+        self.limiter = RateLimiter.from_config(rc)
+        self.learner = Learner(
+            config.network,
+            config.learner,
+            shape.vocab_size,
+            shape.max_len,
+            seed=config.run.seed,
+            token_values=shape.token_values,
+        )
+        self._metrics: dict = {}
+
+    # ---- the Runtime protocol ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.publish()
+
+    def advance(self, seconds: float, updates_left: int | None = None) -> Progress:
+        """Rounds of acting (as far as the rate limiter lets actors insert) and learning (as far as it lets the
+        learner sample) for about `seconds`; stops early once `updates_left` updates were made."""
+        deadline = time.monotonic() + seconds
+        stop_at = None if updates_left is None else self.learner.updates + max(updates_left, 0)
+        progress = Progress()
+        while True:
+            progressed = self._act(progress)
+            progressed |= self._learn(stop_at)
+            if not progressed:  # neither side may move: insert anyway so the run can never stall
+                self._act(progress, force=True)
+            if time.monotonic() >= deadline or (stop_at is not None and self.learner.updates >= stop_at):
+                break
+        return self._totals(progress)
+
+    def latest_weights(self) -> dict[str, np.ndarray]:
+        return self.learner.weights()
+
+    def state_dict(self) -> RuntimeState:
+        return RuntimeState(self.learner.state_dict(), self.limiter.state_dict(), [a.state_dict() for a in self.actors])
+
+    def write_replay(self, directory: Path) -> int:
+        save_state_dir(directory / "shard_0", *self.replay.state_dict())
+        return 1
+
+    def load_state_dict(self, state: RuntimeState, replay_snapshots: list[Path]) -> tuple[int, list[str]]:
+        """Learner, actors by index (extra actors start fresh), limiter, then every replay snapshot."""
+        self.learner.load_state_dict(state.learner)
+        for actor, actor_state in zip(self.actors, state.actors, strict=False):
+            actor.load_state_dict(actor_state)
+        self.limiter.load_state_dict(state.limiter)
+        problems = []
+        for snapshot in replay_snapshots:
+            restore_replay(self.replay, snapshot, problems.append)
+        self.publish()
+        return len(self.replay), problems
+
+    def stop(self) -> Progress:
+        return self._totals(Progress())  # nothing is in flight in one process
+
+    def close(self) -> None:
+        pass
+
+    # ---- acting and learning ----------------------------------------------------------------------------------
+    def _act(self, progress: Progress, force: bool = False) -> bool:
+        cfg = self.config
+        progressed = False
+        expected = cfg.env.envs_per_actor * cfg.actor.push_interval_steps
+        for actor in self.actors:
+            if not force and not self.limiter.can_insert(expected):
+                break
+            out = actor.collect(cfg.actor.push_interval_steps)
+            n = len(out.priorities)
+            if n:
+                self.replay.add(out.transitions, out.priorities)
+                self.limiter.on_insert(n)
+            progress.inserted += n
+            progress.env_steps += out.env_steps
+            e = out.episodes
+            if e.count:
+                progress.episodes.append(
+                    EpisodeRecord(e.count, e.mean_success * e.count, e.mean_return * e.count, actor.epsilon)
+                )
+            progressed = True
+            force = False
+        return progressed
+
+    def _learn(self, stop_at: int | None) -> bool:
+        cfg = self.config
+        bs = cfg.learner.batch_size
+        progressed = False
+        while self.limiter.can_sample(bs, len(self.replay)) and (stop_at is None or self.learner.updates < stop_at):
+            batch = self.replay.sample(bs, beta_at(cfg.replay, self.learner.updates))
+            td_abs, self._metrics = self.learner.update(batch)
+            self.replay.update_priorities(batch[spec.SLOT], batch[spec.GENERATION], td_abs)
+            self.limiter.on_sample(bs)
+            progressed = True
+            if self.learner.updates % cfg.learner.publish_interval_updates == 0:
+                self.publish()
+        return progressed
+
+    def publish(self) -> None:
+        version, weights = self.learner.snapshot()
+        for actor in self.actors:
+            actor.load_weights(version, weights)
+
+    def _totals(self, progress: Progress) -> Progress:
+        """Fill in the learner's totals, the actors' view and the metrics (read here, not at every update: on a
+        GPU each read of a metric is a host sync)."""
+        progress.updates = self.learner.updates
+        progress.sampled = self.limiter.sampled
+        progress.version = self.learner.version
+        progress.actors = {i: ActorView(a.epsilon, a.weights_version) for i, a in enumerate(self.actors)}
+        progress.metrics = {
+            "replay.size": len(self.replay),
+            "learner.target_syncs": self.learner.target_version,
+            **{f"learner.{k}": float(v) for k, v in self._metrics.items() if getattr(v, "ndim", 0) == 0},
+        }
+        return progress
+
+
+# ---- moving to distdqn.envs / distdqn.replay (one definition each) ----------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class TaskShape:
     """What the networks and the replay need to know of the configured task, read off one throwaway env."""
@@ -45,194 +184,11 @@ def task_shape(config: Config) -> TaskShape:
     return TaskShape(env.vocab_size, env.max_len, env.has_action_mask, numeric_token_values(env.vocab.tokens))
 
 
-class LocalRunner:
-    """Owns every component in this process; `train()` runs until a budget or the target stops it."""
-
-    def __init__(self, config: Config, directory: Path, counters: Counters | None = None, quiet: bool = False):
-        self._setup_began = time.monotonic()
-        torch.manual_seed(config.run.seed)
-        self.config = config
-        shape = task_shape(config)
-        self.vocab_size, self.max_len, self.with_mask = shape.vocab_size, shape.max_len, shape.with_mask
-        n = config.actor.num_actors
-        self.actors = [
-            Actor(
-                config.env, config.network, config.actor, actor_index=i, num_actors=n, seed=config.run.seed * 1000 + i
-            )
-            for i in range(n)
-        ]
-        fields = spec.transition_dtypes(self.vocab_size, self.max_len, self.with_mask)
-        rc = config.replay
-        self.replay = PrioritizedReplay(
-            rc.capacity, fields, alpha=rc.alpha, priority_eps=rc.priority_eps, seed=config.run.seed
-        )
-        self.limiter = RateLimiter.from_config(rc)
-        self.learner = Learner(
-            config.network,
-            config.learner,
-            self.vocab_size,
-            self.max_len,
-            seed=config.run.seed,
-            token_values=shape.token_values,
-        )
-        self.tracker = RunTracker(config, directory, counters, quiet=quiet)
-        self._last_loss: dict[str, float] = {}
-        self._episode_window: list[tuple[float, float]] = []
-        self.publish()
-
-    # ---- the loop ---------------------------------------------------------------------------------------------
-    def train(self) -> dict[str, Any]:
-        c = self.tracker.counters
-        reason = None
-        self.tracker.start_clock(self._setup_began)
-        try:
-            while (reason := self.tracker.stop_reason()) is None:
-                progressed = self._act()
-                progressed |= self._learn()
-                if not progressed:  # neither side may move: insert anyway so the run can never stall
-                    self._act(force=True)
-                if self.tracker.eval_due():
-                    self.evaluate()
-                if self.tracker.log_due():
-                    self.tracker.log(self._extras())
-                if self.tracker.checkpoint_due():
-                    self.save_checkpoint()
-        except KeyboardInterrupt:
-            reason = "interrupted"
-        if c.last_success is None or not (reason or "").startswith("target reached"):
-            self.evaluate()  # the final held-out success of the weights the run ends with
-        return self.tracker.summary(reason)
-
-    def _act(self, force: bool = False) -> bool:
-        cfg, c = self.config, self.tracker.counters
-        progressed = False
-        expected = cfg.env.envs_per_actor * cfg.actor.push_interval_steps
-        for actor in self.actors:
-            if not force and not self.limiter.can_insert(expected):
-                break
-            out = actor.collect(cfg.actor.push_interval_steps)
-            n = len(out.priorities)
-            if n:
-                self.replay.add(out.transitions, out.priorities)
-                self.limiter.on_insert(n)
-            c.inserted += n
-            c.env_steps += out.env_steps
-            c.episodes += out.episodes.count
-            if out.episodes.count:
-                self._episode_window.append((out.episodes.mean_success, out.episodes.count))
-                self._episode_window = self._episode_window[-50:]
-            progressed = True
-            force = False
-        return progressed
-
-    def _learn(self) -> bool:
-        cfg, c = self.config, self.tracker.counters
-        bs = cfg.learner.batch_size
-        progressed = False
-        while self.limiter.can_sample(bs, len(self.replay)) and self.tracker.stop_reason() is None:
-            batch = self.replay.sample(bs, beta_at(cfg.replay, c.updates))
-            td_abs, metrics = self.learner.update(batch)
-            self.replay.update_priorities(batch[spec.SLOT], batch[spec.GENERATION], td_abs)
-            self.limiter.on_sample(bs)
-            c.sampled += bs
-            c.updates += 1
-            self._last_loss = metrics
-            progressed = True
-            if c.updates % cfg.learner.publish_interval_updates == 0:
-                self.publish()
-        return progressed
-
-    def publish(self) -> None:
-        version, weights = self.learner.snapshot()
-        for actor in self.actors:
-            actor.load_weights(version, weights)
-        self.tracker.counters.version = version
-
-    def evaluate(self) -> float:
-        cfg = self.config
-        result = evaluate(
-            cfg.network,
-            self.learner.weights(),
-            cfg.env,
-            episodes=cfg.run.eval_episodes,
-            seed=cfg.run.seed + 12345,
-            split="test",
-        )
-        self.tracker.record_eval(result.success, result.mean_return, result.examples)
-        return result.success
-
-    def show_examples(self, n: int) -> None:
-        cfg = self.config
-        result = evaluate(
-            cfg.network, self.learner.weights(), cfg.env, episodes=n, seed=cfg.run.seed + 999, split="test", examples=n
-        )
-        print("held-out generations (greedy):")
-        for prompt, text, ok in result.examples:
-            print(f"  {'+' if ok >= 1 else '-'} {prompt} -> {text}")
-
-    # ---- checkpoints ------------------------------------------------------------------------------------------
-    def save_checkpoint(self, final: bool = False) -> Path:
-        c = self.tracker.counters
-        c.wall_s = self.tracker.wall_s()
-        write_replay = None
-        if self.config.checkpoint.include_replay:
-
-            def write_replay(directory: Path) -> int:
-                save_state_dir(directory / "shard_0", *self.replay.state_dict())
-                return 1
-
-        path = ck.save_run(
-            self.tracker.dir,
-            self.config,
-            c,
-            self.learner.state_dict(),
-            [a.state_dict() for a in self.actors],
-            self.limiter.state_dict(),
-            write_replay,
-        )
-        self.tracker.checkpoint_done(path)
-        return path
-
-    def restore(self, path: Path) -> None:
-        """Continue from a checkpoint: learner, actors (by index; extra actors start fresh), limiter, replay."""
-        checkpoint = ck.find_checkpoint(path)
-        state = ck.read_state(checkpoint)
-        self.learner.load_state_dict(ck.load_learner_state(checkpoint, map_location=str(self.learner.device)))
-        for actor, actor_state in zip(self.actors, state["actors"], strict=False):
-            actor.load_state_dict(actor_state)
-        self.limiter.load_state_dict(state["limiter"])
-        for snapshot in ck.replay_snapshot_dirs(checkpoint):
-            restore_replay(self.replay, snapshot, self.tracker.message)
-        self.publish()
-        self.tracker.message(
-            f"[resume] {checkpoint}: env_steps={self.tracker.counters.env_steps} "
-            f"updates={self.learner.updates} replay={len(self.replay)}"
-        )
-
-    def _extras(self) -> dict[str, Any]:
-        count = sum(n for _, n in self._episode_window)
-        success = sum(s * n for s, n in self._episode_window) / count if count else None
-        extras: dict[str, Any] = {
-            "train.success": success,
-            "replay.size": len(self.replay),
-            "actor.epsilon_min": min(a.epsilon for a in self.actors),
-            "version_lag": 0,
-        }
-        extras.update({f"learner.{k}": float(v) for k, v in self._last_loss.items() if np.isscalar(v)})
-        return extras
-
-    def close(self) -> None:
-        self.tracker.close()
-
-
 def restore_replay(replay: PrioritizedReplay, snapshot: Path, say) -> int:
-    """Load one shard snapshot into `replay`: exactly when the layout matches and `replay` is empty, else by
-    re-inserting its items with their priorities (a different shard count). An unreadable snapshot is reported
-    and skipped: the run continues with what it has."""
     try:
         arrays, meta = load_state_dir(snapshot)
     except (OSError, ValueError) as e:
-        say(f"[resume] replay snapshot {snapshot} unreadable ({e}); continuing without it")
+        say(f"replay snapshot {snapshot} unreadable ({e}); continuing without it")
         return 0
     if len(replay) == 0:
         try:

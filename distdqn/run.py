@@ -1,11 +1,12 @@
-"""Run bookkeeping shared by the local and distributed drivers: run directory, counters, budgets, evaluation
-schedule, target detection, progress and metrics records, and the run summary written by `--json`."""
+"""Run bookkeeping for the supervisor: run directory, counters, the run clock, budgets, evaluation and checkpoint
+cadence, target detection, progress and metrics records, and the run summary written by `--json`."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +32,39 @@ class Counters:
 
 
 class RunTracker:
-    """Owns the clock, the counters and the run's outputs; the drivers call `tick` often and act on its answers."""
+    """Owns the run clock, the counters and the run's outputs. The supervisor asks it what is due (`stop_reason`,
+    `eval_due`, `log_due`, `checkpoint_due`) and reports what happened (`record_eval`, `log`, `checkpoint_done`).
 
-    def __init__(self, config: Config, directory: Path, counters: Counters | None = None, quiet: bool = False):
+    `clock` (seconds, monotonic) is injectable so that tests control time.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        directory: Path,
+        counters: Counters | None = None,
+        quiet: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.config = config
+        self.clock = clock
         self.dir = directory
         self.counters = counters or Counters()
         self._wall_at_start = self.counters.wall_s
         self.startup_s: float | None = None  # this session's set-up before training (see start_clock)
         self._last_log = 0.0
         self._last_counters = dataclasses.replace(self.counters)
-        self.start_clock()  # the runners restart it once every component is up
+        self.start_clock()  # the supervisor restarts it once every component is up
         self.sinks: MultiSink = open_run_sinks(directory, purge_step=self.counters.env_steps or None)
         self.progress = ConsoleProgress() if not quiet else None
 
     # ---- clock and budgets ------------------------------------------------------------------------------------
     def start_clock(self, setup_began: float | None = None) -> None:
-        """Start (or restart) the run clock: the runners call it when every component is up and training begins,
-        so that `wall_s` and time to target count training in both runtimes, not construction (the distributed
-        runtime's Ray start and worker imports, the local runner's network and optimizer set-up). The seconds
-        since `setup_began` (a time.monotonic() reading) are reported as the summary's `startup_s`."""
-        now = time.monotonic()
+        """Start (or restart) the run clock: the supervisor calls it when every component is up and training begins,
+        so that `wall_s` and time to target count training in both runtimes, not construction (Ray's start and the
+        workers' imports, building networks and optimizers). The seconds since `setup_began` (a reading of
+        `clock`) are reported as the summary's `startup_s`."""
+        now = self.clock()
         if setup_began is not None:
             self.startup_s = now - setup_began
         self._session_start = now
@@ -60,7 +73,7 @@ class RunTracker:
         self._last_rate_time = now
 
     def wall_s(self) -> float:
-        return self._wall_at_start + time.monotonic() - self._session_start
+        return self._wall_at_start + self.clock() - self._session_start
 
     def stop_reason(self) -> str | None:
         """Why the run should stop now, or None. Budgets of 0 are unlimited."""
@@ -79,23 +92,37 @@ class RunTracker:
         """Periodic checkpoints by time (`checkpoint.interval_s`) and/or updates (`checkpoint.interval_updates`)."""
         ck = self.config.checkpoint
         when, updates = self._last_checkpoint
-        by_time = ck.interval_s > 0 and time.monotonic() - when >= ck.interval_s
+        by_time = ck.interval_s > 0 and self.clock() - when >= ck.interval_s
         by_updates = ck.interval_updates > 0 and self.counters.updates - updates >= ck.interval_updates
         return by_time or by_updates
 
-    def checkpoint_done(self, path: Path) -> None:
-        self._last_checkpoint = (time.monotonic(), self.counters.updates)
+    def updates_until_due(self) -> int | None:
+        """Updates until the update budget or an update-count checkpoint is due (None: neither is set), so that a
+        runtime that can stop on an exact update count lands on them."""
+        ck, run, c = self.config.checkpoint, self.config.run, self.counters
+        left = []
+        if run.max_updates:
+            left.append(run.max_updates - c.updates)
+        if ck.interval_updates > 0:
+            left.append(self._last_checkpoint[1] + ck.interval_updates - c.updates)
+        return max(min(left), 0) if left else None
+
+    def checkpoint_done(self, path: Path | None) -> None:
+        """A checkpoint was written to `path` (None: the write failed; the next attempt waits a full interval)."""
+        self._last_checkpoint = (self.clock(), self.counters.updates)
+        if path is None:
+            return
         self.sinks.write(
             self.counters.env_steps,
             {"kind": "checkpoint", "path": str(path), "updates": self.counters.updates, "wall_s": self.wall_s()},
         )
 
     def eval_due(self) -> bool:
-        return time.monotonic() - self._last_eval >= self.config.run.eval_interval_s
+        return self.clock() - self._last_eval >= self.config.run.eval_interval_s
 
     # ---- records ----------------------------------------------------------------------------------------------
     def record_eval(self, success: float, mean_return: float, examples: list | None = None) -> None:
-        self._last_eval = time.monotonic()
+        self._last_eval = self.clock()
         c = self.counters
         c.last_success = float(success)
         c.best_success = max(c.best_success, float(success))
@@ -122,11 +149,11 @@ class RunTracker:
             self.message(f"   {'+' if ok >= 1 else '-'} {prompt} -> {text}")
 
     def log_due(self) -> bool:
-        return time.monotonic() - self._last_log >= self.config.run.log_interval_s
+        return self.clock() - self._last_log >= self.config.run.log_interval_s
 
     def log(self, extras: dict[str, Any]) -> None:
         """A metrics record with rates since the previous one, and the live progress line."""
-        now = time.monotonic()
+        now = self.clock()
         dt = max(now - self._last_rate_time, 1e-9)
         c, prev = self.counters, self._last_counters
         rates = {

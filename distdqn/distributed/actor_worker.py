@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -28,6 +29,20 @@ TIMING_KEYS = ("t_collect", "t_encode", "t_push", "t_wait", "t_pull", "t_throttl
 REMOTE_FAILURES = (RayActorError, GetTimeoutError, OwnerDiedError, ObjectLostError)
 
 
+@dataclass(frozen=True)
+class ActorSetup:
+    """What every actor of a run shares: its config sections, the actor count and the peers it talks to."""
+
+    env: EnvConfig
+    network: NetworkConfig
+    actor: ActorConfig
+    replay: ReplayConfig
+    num_actors: int  # N: sets each actor's epsilon on the ladder and the rate limiter's estimate of global inserts
+    shards: list  # replay shard handles
+    param_store: Any
+    call_timeout_s: float = 60.0
+
+
 class ActorWorker:
     """Hosts one Actor. `run(seconds)` collects and pushes for one slice and returns `stats()` (counters, and timings
     since the last stats); `flush()` waits for the pushes in flight at the end of a run.
@@ -36,32 +51,19 @@ class ActorWorker:
     and count sequence gaps per incarnation.
     """
 
-    def __init__(
-        self,
-        env_config: EnvConfig,
-        network_config: NetworkConfig,
-        actor_config: ActorConfig,
-        replay_config: ReplayConfig,
-        actor_index: int,
-        num_actors: int,
-        seed: int,
-        incarnation: int,
-        shards: list,
-        param_store,
-        call_timeout_s: float = 60.0,
-    ):
+    def __init__(self, setup: ActorSetup, index: int, incarnation: int, seed: int):
         self.actor = Actor(
-            env_config, network_config, actor_config, actor_index=actor_index, num_actors=num_actors, seed=seed
+            setup.env, setup.network, setup.actor, actor_index=index, num_actors=setup.num_actors, seed=seed
         )
-        self.config = actor_config
-        self.index = actor_index
-        self.num_actors = num_actors
+        self.config = setup.actor
+        self.index = index
+        self.num_actors = setup.num_actors
         self.incarnation = incarnation
-        self.shards = list(shards)
+        self.shards = list(setup.shards)
         self.alive = [True] * len(self.shards)
-        self.param_store = param_store
-        self.call_timeout_s = call_timeout_s
-        self.limiter = RateLimiter.from_config(replay_config)
+        self.param_store = setup.param_store
+        self.call_timeout_s = setup.call_timeout_s
+        self.limiter = RateLimiter.from_config(setup.replay)
         self._in_flight: deque = deque()
         self.seq = 0
         self._learner_counters: dict[str, Any] = {}

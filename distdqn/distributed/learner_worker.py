@@ -7,49 +7,54 @@ thread, and `state_dict()` for a checkpoint runs between two updates."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import ray
 
 from distdqn.config import LearnerConfig, NetworkConfig, ReplayConfig
 from distdqn.distributed.actor_worker import REMOTE_FAILURES
 from distdqn.distributed.replay_client import ShardedReplayClient
 from distdqn.learner import Learner
+from distdqn.local import TaskShape
 from distdqn.replay.rate_limiter import RateLimiter
 from distdqn.schedules import beta_at
 
 LEARNER_TIMING_KEYS = ("updates", "t_update", "t_wait", "t_publish")  # the stats() window the driver sums
 
 
+@dataclass(frozen=True)
+class LearnerSetup:
+    """The learner's config sections, the task's shape and the peers it talks to."""
+
+    network: NetworkConfig
+    learner: LearnerConfig
+    replay: ReplayConfig
+    shape: TaskShape
+    shards: list  # replay shard handles
+    param_store: Any
+    call_timeout_s: float = 60.0
+
+
 class LearnerWorker:
     """Hosts the Learner. `run(seconds)` trains for one slice and returns `stats()` (counters, the latest loss
     metrics, the time split since the last stats); `flush()` sends the priority updates still buffered."""
 
-    def __init__(
-        self,
-        network_config: NetworkConfig,
-        learner_config: LearnerConfig,
-        replay_config: ReplayConfig,
-        vocab_size: int,
-        max_len: int,
-        seed: int,
-        shards: list,
-        param_store,
-        call_timeout_s: float = 60.0,
-        token_values: np.ndarray | None = None,
-    ):
+    def __init__(self, setup: LearnerSetup, seed: int):
+        shape = setup.shape
         self.learner = Learner(
-            network_config, learner_config, vocab_size, max_len, seed=seed, token_values=token_values
+            setup.network, setup.learner, shape.vocab_size, shape.max_len, seed=seed, token_values=shape.token_values
         )
-        self.config = learner_config
-        self.replay_config = replay_config
-        self.limiter = RateLimiter.from_config(replay_config)
-        self.client = ShardedReplayClient(shards, rate_limiter=self.limiter, seed=seed, call_timeout_s=call_timeout_s)
-        self.param_store = param_store
-        self.call_timeout_s = call_timeout_s
+        self.config = setup.learner
+        self.replay_config = setup.replay
+        self.limiter = RateLimiter.from_config(setup.replay)
+        self.client = ShardedReplayClient(
+            setup.shards, rate_limiter=self.limiter, seed=seed, call_timeout_s=setup.call_timeout_s
+        )
+        self.param_store = setup.param_store
+        self.call_timeout_s = setup.call_timeout_s
         self._started = False
-        self._metrics: dict[str, float] = {}
+        self._metrics: dict[str, Any] = {}
         self._window = dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
         self._publish_ref: list = []
 
@@ -85,7 +90,7 @@ class LearnerWorker:
             td_abs, metrics = self.learner.update(batch)
             self.client.update_priorities(batch, td_abs)
             t2 = time.perf_counter()
-            self._metrics = {k: float(v) for k, v in metrics.items() if np.isscalar(v)}
+            self._metrics = metrics  # read in stats(), once per slice: on a GPU each read is a host sync
             self._window["updates"] += 1
             self._window["t_wait"] += t1 - t0
             self._window["t_update"] += t2 - t1
@@ -125,21 +130,21 @@ class LearnerWorker:
     # ---- control ----------------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         window, self._window = self._window, dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
-        metrics = dict(self._metrics)
+        metrics = {k: float(v) for k, v in self._metrics.items() if getattr(v, "ndim", 0) == 0}
         return {**self._counters(), "metrics": metrics, "window": window, "replay": self.client.stats()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"learner": self.learner.state_dict(), "limiter": self.limiter.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any], restored_replay: int | None = None) -> None:
-        """Restore the learner. The limiter restarts inside its band for the replay as restored (an empty replay
-        after a resume without snapshots must not leave the learner owing samples to inserts that are gone)."""
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the learner, after the shards restored theirs. The limiter restarts inside its band for the
+        replay as restored (an empty replay after a resume without snapshots must not leave the learner owing
+        samples to inserts that are gone)."""
         self.learner.load_state_dict(state["learner"])
         self.limiter.load_state_dict(state["limiter"])
-        if restored_replay is not None:
-            self.client.refresh()
-            self.limiter.inserted = int(self.client.inserted.sum())
-            self.limiter.sampled = int(self.limiter.expected_samples())
+        self.client.refresh()
+        self.limiter.inserted = int(self.client.inserted.sum())
+        self.limiter.sampled = int(self.limiter.expected_samples())
 
     def ping(self) -> bool:
         return True

@@ -1,0 +1,323 @@
+"""The Ray runtime: wires the Ape-X topology on Ray in one function (`connect_components`) and moves data between
+the workers for the supervisor (`distdqn.supervisor`), through the `Runtime` protocol (`distdqn.runtime`).
+
+Workers run in slices: `run(WORK_SLICE_S)` returns the worker's stats, and the runtime keeps QUEUED_SLICES calls
+queued per worker so that a worker never waits while the supervisor evaluates, logs or writes a checkpoint. Workers
+are single-threaded Ray actors (see actor_worker's docstring for why). A dead actor is replaced with a new
+incarnation; a dead learner ends the run (`Progress.failure`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+
+from distdqn.config import Config
+from distdqn.distributed.actor_worker import REMOTE_FAILURES, TIMING_KEYS, ActorSetup, ActorWorker
+from distdqn.distributed.launcher import check_resources, cluster_has_gpu, init_ray
+from distdqn.distributed.learner_worker import LEARNER_TIMING_KEYS, LearnerSetup, LearnerWorker
+from distdqn.distributed.param_store import ParameterStore
+from distdqn.distributed.replay_worker import ReplayShardWorker
+from distdqn.local import TaskShape, task_shape
+from distdqn.runtime import ActorView, EpisodeRecord, Progress, RuntimeState, actor_seed
+
+# Hundreds of small calls per second flow between the workers; Ray's per-task event reporting (for its state API
+# and dashboard) would send each one to the GCS, which costs CPU the learner needs on a small machine.
+WORKER_OPTIONS = {"enable_task_events": False}
+
+WORK_SLICE_S = 0.5
+QUEUED_SLICES = 2
+LEARNER = "learner"  # the learner's key among the workers (actors are keyed by index)
+
+
+@dataclasses.dataclass
+class Topology:
+    """Handles to every worker of a run."""
+
+    param_store: Any
+    shards: list
+    learner: Any
+    actors: list
+    incarnations: list[int]
+    actor_setup: ActorSetup  # what a new actor incarnation is built from
+
+
+def make_actor(setup: ActorSetup, config: Config, index: int, incarnation: int):
+    return (
+        ray.remote(ActorWorker)
+        .options(num_cpus=config.cluster.actor_num_cpus, **WORKER_OPTIONS)
+        .remote(setup, index, incarnation, actor_seed(config.run.seed, index, incarnation))
+    )
+
+
+def cpus_needed(c: Config) -> tuple[float, str]:
+    """CPUs the topology requests, and the arithmetic behind the number."""
+    actors = c.actor.num_actors * c.cluster.actor_num_cpus
+    shards = c.replay.num_shards * c.cluster.shard_num_cpus
+    total = actors + shards + c.cluster.learner_num_cpus
+    return total, (
+        f"{c.actor.num_actors} actors x {c.cluster.actor_num_cpus:g} + {c.replay.num_shards} shards x "
+        f"{c.cluster.shard_num_cpus:g} + learner {c.cluster.learner_num_cpus:g} = {total:g}"
+    )
+
+
+def connect_components(config: Config, shape: TaskShape) -> Topology:
+    """The whole component graph in one place: parameter store, K replay shards, the learner, N actors.
+
+    Resources are requested here and nowhere else: actors `cluster.actor_num_cpus` each, shards
+    `cluster.shard_num_cpus`, the learner one GPU when the cluster has one (or when asked), else CPUs.
+    """
+    c = config
+    gpus = c.cluster.learner_num_gpus
+    num_gpus = 1 if gpus == "1" or (gpus == "auto" and cluster_has_gpu()) else 0
+    cpus, breakdown = cpus_needed(c)
+    check_resources(cpus, num_gpus, breakdown)
+    timeout = c.cluster.call_timeout_s
+    param_store = ray.remote(ParameterStore).options(num_cpus=0, **WORKER_OPTIONS).remote()
+    shards = [
+        ray.remote(ReplayShardWorker)
+        .options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1, **WORKER_OPTIONS)
+        .remote(k, shape.vocab_size, shape.max_len, shape.with_mask, c.replay, c.run.seed * 7919 + k)
+        for k in range(c.replay.num_shards)
+    ]
+    learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
+    learner_setup = LearnerSetup(c.network, learner_cfg, c.replay, shape, shards, param_store, timeout)
+    learner = (
+        ray.remote(LearnerWorker)
+        .options(num_cpus=c.cluster.learner_num_cpus, num_gpus=num_gpus, **WORKER_OPTIONS)
+        .remote(learner_setup, c.run.seed)
+    )
+    actor_setup = ActorSetup(c.env, c.network, c.actor, c.replay, c.actor.num_actors, shards, param_store, timeout)
+    actors = [make_actor(actor_setup, c, i, 0) for i in range(c.actor.num_actors)]
+    return Topology(param_store, shards, learner, actors, [0] * c.actor.num_actors, actor_setup)
+
+
+class RayRuntime:
+    """Starts (or joins) Ray and builds the topology; `advance` keeps every worker's slices queued and folds the
+    stats they return."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.started_ray = init_ray(config.cluster, cpus_needed=cpus_needed(config)[0])
+        self.topo = connect_components(config, task_shape(config))
+        self.restarts = 0
+        self._slices: dict[int | str, deque] = {}  # worker key -> its queued run() calls, oldest first
+        self._stopping = False
+        self._seen: dict[tuple[int, int], dict[str, int]] = {}  # (actor, incarnation) -> totals already counted
+        self._actors: dict[int, dict[str, Any]] = {}  # index -> latest stats of its current incarnation
+        self._learner_stats: dict[str, Any] = {}
+        self.timing = dict.fromkeys(TIMING_KEYS, 0.0)
+        self.learner_timing = dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
+        self._progress = Progress()
+
+    # ---- the Runtime protocol ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Wait until every worker is up (a constructor's error is raised here, a worker not up within the start
+        timeout raises GetTimeoutError), then queue every worker's first slices."""
+        topo = self.topo
+        ray.get(
+            [a.ping.remote() for a in topo.actors]
+            + [topo.learner.ping.remote()]
+            + [s.ping.remote() for s in topo.shards],
+            timeout=max(self.config.cluster.call_timeout_s, 120),
+        )
+        for key in [LEARNER, *range(len(topo.actors))]:
+            self._queue_slices(key)
+
+    def advance(self, seconds: float, updates_left: int | None = None) -> Progress:
+        """For up to `seconds`: take each finished slice's stats and queue the worker's next slice; replace dead
+        actors; report a dead learner as the run's failure. (`updates_left` is not used: slices overshoot.)"""
+        self._pump(seconds)
+        return self._report()
+
+    def _pump(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self._progress.failure:
+            heads = {queue[0]: key for key, queue in self._slices.items() if queue}
+            if not heads:
+                break
+            ready, _ = ray.wait(list(heads), num_returns=1, timeout=left)
+            if not ready:
+                break
+            ready, _ = ray.wait(list(heads), num_returns=len(heads), timeout=0)
+            for ref in ready:
+                self._take(heads[ref], ref)
+
+    def latest_weights(self) -> dict[str, np.ndarray] | None:
+        timeout = self.config.cluster.call_timeout_s
+        try:
+            _, ref, _ = ray.get(self.topo.param_store.latest.remote(-1), timeout=timeout)
+            return ray.get(ref[0], timeout=timeout) if ref else None
+        except REMOTE_FAILURES:
+            return None
+
+    def state_dict(self) -> RuntimeState:
+        """Read between two slices of each worker (they are single-threaded), never in the middle of an update."""
+        topo = self.topo
+        timeout = max(self.config.cluster.call_timeout_s, 600)
+        learner = ray.get(topo.learner.state_dict.remote(), timeout=timeout)
+        actors = ray.get([a.state_dict.remote() for a in topo.actors], timeout=timeout)
+        return RuntimeState(learner["learner"], learner["limiter"], actors)
+
+    def write_replay(self, directory: Path) -> int:
+        """Every shard writes its own snapshot into `directory/shard_<k>` (on a multi-node cluster the run
+        directory must be storage every node sees)."""
+        refs = [s.snapshot.remote(str(directory / f"shard_{k}")) for k, s in enumerate(self.topo.shards)]
+        for report in ray.get(refs, timeout=max(self.config.cluster.call_timeout_s, 600)):
+            if not report["saved"]:
+                raise OSError(f"replay snapshot failed: {report['error']}")
+        return len(refs)
+
+    def load_state_dict(self, state: RuntimeState, replay_snapshots: list[Path]) -> tuple[int, list[str]]:
+        """Shards first (old shard i's snapshot goes to new shard i mod K, so the shard count may change), then
+        the learner (its rate limiter restarts inside the band for the replay as restored), then the actors by
+        index (actors beyond the saved ones start fresh)."""
+        topo = self.topo
+        timeout = max(self.config.cluster.call_timeout_s, 600)
+        k = len(topo.shards)
+        reports = ray.get(
+            [
+                s.restore_many.remote([str(p) for i, p in enumerate(replay_snapshots) if i % k == j])
+                for j, s in enumerate(topo.shards)
+            ],
+            timeout=timeout,
+        )
+        problems = [f"shard {r.get('shard')}: {r['error']}; it starts empty" for r in reports if r.get("error")]
+        ray.get(
+            topo.learner.load_state_dict.remote({"learner": state.learner, "limiter": state.limiter}), timeout=timeout
+        )
+        ray.get([a.load_state_dict.remote(s) for a, s in zip(topo.actors, state.actors, strict=False)], timeout=timeout)
+        return sum(r.get("size", 0) for r in reports), problems
+
+    def stop(self) -> Progress:
+        """Let the queued slices finish (no new ones), then flush every worker's pushes and priority updates."""
+        self._stopping = True
+        timeout = self.config.cluster.call_timeout_s
+        deadline = time.monotonic() + timeout
+        while any(self._slices.values()) and time.monotonic() < deadline:
+            self._pump(deadline - time.monotonic())
+        keys = [LEARNER, *range(len(self.topo.actors))]
+        refs = {self._worker(key).flush.remote(): key for key in keys}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+        for ref in ready:
+            try:
+                self._fold(refs[ref], ray.get(ref))
+            except REMOTE_FAILURES:
+                pass
+        return self._report()
+
+    def close(self) -> None:
+        """Kill every worker this run started, and the Ray instance when this process started it."""
+        topo = self.topo
+        for handle in [*topo.actors, topo.learner, *topo.shards, topo.param_store]:
+            try:
+                ray.kill(handle, no_restart=True)
+            except REMOTE_FAILURES:
+                pass
+        if self.started_ray:
+            ray.shutdown()
+            self.started_ray = False
+
+    # ---- slices -----------------------------------------------------------------------------------------------
+    def _worker(self, key: int | str):
+        return self.topo.learner if key == LEARNER else self.topo.actors[key]
+
+    def _queue_slices(self, key: int | str) -> None:
+        queue = self._slices.setdefault(key, deque())
+        while len(queue) < QUEUED_SLICES:
+            queue.append(self._worker(key).run.remote(WORK_SLICE_S))
+
+    def _take(self, key: int | str, ref: Any) -> None:
+        """One finished slice: fold its stats and queue the next; a dead worker is replaced or ends the run."""
+        self._slices[key].popleft()
+        try:
+            stats = ray.get(ref)
+        except REMOTE_FAILURES as e:
+            if key == LEARNER:
+                self._progress.failure = f"the learner died ({type(e).__name__})"
+                return
+            self._slices[key].clear()
+            if not self._stopping:
+                self.restart_actor(key, type(e).__name__)
+            return
+        self._fold(key, stats)
+        if not self._stopping:
+            self._queue_slices(key)
+
+    def restart_actor(self, index: int, problem: str) -> None:
+        """Replace actor `index` with a new incarnation (new seed stream, same epsilon, fresh sequence numbers)."""
+        topo = self.topo
+        try:
+            ray.kill(topo.actors[index], no_restart=True)
+        except REMOTE_FAILURES:
+            pass
+        topo.incarnations[index] += 1
+        self.restarts += 1
+        self._progress.messages.append(
+            f"[supervisor] actor {index} failed ({problem}); starting incarnation {topo.incarnations[index]}"
+        )
+        topo.actors[index] = make_actor(topo.actor_setup, self.config, index, topo.incarnations[index])
+        self._actors.pop(index, None)
+        self._slices[index] = deque()
+        self._queue_slices(index)
+
+    def _fold(self, key: int | str, s: dict[str, Any]) -> None:
+        """Fold one worker's stats (totals, and its window since its previous stats) into the pending Progress."""
+        if key == LEARNER:
+            self._learner_stats = s
+            for k in self.learner_timing:
+                self.learner_timing[k] += s["window"][k]
+            return
+        p = self._progress
+        seen = self._seen.setdefault((key, s["incarnation"]), {"env_steps": 0, "transitions": 0})
+        p.env_steps += s["env_steps"] - seen["env_steps"]
+        p.inserted += s["transitions"] - seen["transitions"]
+        seen.update(env_steps=s["env_steps"], transitions=s["transitions"])
+        self._actors[key] = s
+        w = s["window"]
+        if w["episodes"]:
+            p.episodes.append(EpisodeRecord(w["episodes"], w["success_sum"], w["return_sum"], s["epsilon"]))
+        for k in self.timing:
+            self.timing[k] += w[k]
+
+    def _report(self) -> Progress:
+        """The pending Progress with the learner's totals, the actors' view and the metrics; a fresh one begins."""
+        p, self._progress = self._progress, Progress()
+        ls = self._learner_stats
+        if ls:
+            p.updates, p.sampled, p.version = ls["updates"], ls["sampled"], ls["version"]
+        p.actors = {i: ActorView(s["epsilon"], s["version"]) for i, s in self._actors.items()}
+        p.metrics = self._metrics()
+        return p
+
+    def _metrics(self) -> dict[str, Any]:
+        actors = self._actors.values()
+        m: dict[str, Any] = {
+            "actor.restarts": self.restarts,
+            "actor.pushes": sum(s["pushes"] for s in actors),
+            "actor.push_failures": sum(s["push_failures"] for s in actors),
+            "actor.shards_alive_min": min((s["shards_alive"] for s in actors), default=None),
+        }
+        ls = self._learner_stats
+        if ls:
+            m.update({f"learner.{k}": v for k, v in ls.get("metrics", {}).items()})
+            m["replay.size"] = ls.get("replay", {}).get("size")
+            m["learner.target_syncs"] = ls.get("target_syncs")
+        t = self.timing
+        if t["t_total"]:
+            m["actor.overhead_frac"] = (t["t_encode"] + t["t_push"] + t["t_wait"] + t["t_pull"]) / t["t_total"]
+            m["actor.throttle_frac"] = t["t_throttle"] / t["t_total"]
+        lt = self.learner_timing
+        busy = lt["t_update"] + lt["t_wait"] + lt["t_publish"]
+        if busy and lt["updates"]:
+            # the learner's time split: updating (sample decode included), waiting for batches, publishing weights
+            m["learner.update_frac"] = lt["t_update"] / busy
+            m["learner.wait_frac"] = lt["t_wait"] / busy
+            m["learner.update_ms"] = 1000.0 * lt["t_update"] / lt["updates"]
+        return m

@@ -1,0 +1,235 @@
+"""The supervisor: one control loop for both runtimes — budgets, held-out evaluation, logging, checkpoints,
+signals, shutdown and the final summary — around a `Runtime` (`distdqn.runtime`) that only moves data.
+
+The loop, until a budget, the target, a signal or a failure stops it:
+
+    progress = runtime.advance(ADVANCE_S)        train for a moment (the runtime keeps its workers busy meanwhile)
+    fold progress into the run counters          env steps, inserts, episodes; the learner's totals
+    evaluate on held-out prompts when due        `run.eval_interval_s`, on the newest published weights
+    log when due                                 `run.log_interval_s`: metrics.jsonl, TensorBoard, the live line
+    checkpoint when due                          `checkpoint.interval_s` / `checkpoint.interval_updates`
+
+then `runtime.stop()` (in-flight work lands), a final held-out evaluation unless the target was just measured, a
+final checkpoint (unless the learner is gone) and the summary. SIGTERM and SIGINT (Ctrl-C, `ray job stop`,
+Kubernetes pod deletion, Slurm preemption) mean "checkpoint, then stop"; a second signal stops at once (checkpoint
+writes are atomic, so it never leaves a half-written one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from distdqn import checkpoint as ck
+from distdqn.config import Config
+from distdqn.evaluation import evaluate
+from distdqn.run import Counters, RunTracker
+from distdqn.runtime import ActorView, EpisodeRecord, Progress, Runtime, RuntimeState
+
+ADVANCE_S = 0.25  # seconds per `runtime.advance`: how often the supervisor looks at its clocks
+EVAL_SEED_OFFSET = 12_345  # held-out evaluation plays the same episodes every time: seed run.seed + this
+EXAMPLES_SEED_OFFSET = 999  # the generations shown at the end of a run
+TRAIN_WINDOW_EPISODES = 1_000  # training success and return are averaged over about this many recent episodes
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Supervisor:
+    """Owns one run's life around `runtime` (see the module docstring); `run()` returns the run summary."""
+
+    def __init__(
+        self,
+        config: Config,
+        directory: Path,
+        runtime: Runtime,
+        counters: Counters | None = None,
+        quiet: bool = False,
+        setup_began: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.config = config
+        self.runtime = runtime
+        self.setup_began = clock() if setup_began is None else setup_began
+        self.tracker = RunTracker(config, directory, counters, quiet=quiet, clock=clock)
+        self._episodes: deque[EpisodeRecord] = deque()
+        self._actors: dict[int, ActorView] = {}
+        self._metrics: dict[str, Any] = {}
+        self.signal: str | None = None  # the name of the first stop signal received
+
+    # ---- the run ----------------------------------------------------------------------------------------------
+    def run(self, examples: int = 0) -> dict[str, Any]:
+        """Train until a budget, the target, a signal or a failure stops the run; then stop the runtime, evaluate,
+        write the final checkpoint, print `examples` held-out generations; the summary."""
+        with self._stop_signals():
+            self.runtime.start()
+            self.tracker.start_clock(self.setup_began)
+            reason = self._loop()
+            self._fold(self.runtime.stop())
+            failed = reason.startswith("failed")
+            if self.tracker.counters.last_success is None or not reason.startswith("target reached"):
+                self.evaluate()  # the final held-out success of the weights the run ends with
+            if not failed:  # a dead learner has no state to save; the last checkpoint stands
+                self.save_checkpoint(final=True)
+            if examples and not failed:
+                self.show_examples(examples)
+        return self.tracker.summary(reason)
+
+    def _loop(self) -> str:
+        tracker = self.tracker
+        try:
+            while True:
+                if self.signal:
+                    return f"interrupted ({self.signal})"
+                if reason := tracker.stop_reason():
+                    return reason
+                progress = self.runtime.advance(ADVANCE_S, tracker.updates_until_due())
+                self._fold(progress)
+                if progress.failure:
+                    return f"failed: {progress.failure}"
+                if tracker.eval_due():
+                    self.evaluate()
+                if tracker.log_due():
+                    tracker.log(self._extras())
+                if tracker.checkpoint_due():
+                    self.save_checkpoint()
+        except KeyboardInterrupt:  # Ctrl-C where no handler could be installed (not the main thread)
+            return "interrupted"
+
+    @contextlib.contextmanager
+    def _stop_signals(self) -> Iterator[None]:
+        """SIGINT / SIGTERM: the first asks the loop to checkpoint and stop, a second raises KeyboardInterrupt at
+        once. Handlers can only be installed from the main thread; elsewhere Ctrl-C stays a KeyboardInterrupt."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            name = signal.Signals(signum).name
+            if self.signal is not None:
+                raise KeyboardInterrupt(f"second stop signal ({name})")
+            self.signal = name
+            self.tracker.message(f"[supervisor] {name}: stopping after a final checkpoint (send it again to stop now)")
+
+        previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    # ---- what the runtime reports -----------------------------------------------------------------------------
+    def _fold(self, p: Progress) -> None:
+        c = self.tracker.counters
+        c.env_steps += p.env_steps
+        c.inserted += p.inserted
+        c.episodes += sum(e.count for e in p.episodes)
+        if p.updates is not None:
+            c.updates, c.sampled, c.version = p.updates, p.sampled or 0, p.version or 0
+        self._episodes.extend(e for e in p.episodes if e.count)
+        while self._episodes and sum(e.count for e in self._episodes) - self._episodes[0].count >= (
+            TRAIN_WINDOW_EPISODES
+        ):
+            self._episodes.popleft()
+        if p.actors:
+            self._actors = dict(p.actors)
+        self._metrics.update(p.metrics)
+        for text in p.messages:
+            self.tracker.message(text)
+
+    def _extras(self) -> dict[str, Any]:
+        """The run's metrics beyond the counters: training success (overall and by epsilon), actor view, and the
+        runtime's own (learner.*, replay.*, actor.*)."""
+        window = list(self._episodes)
+        count = sum(e.count for e in window)
+        extras: dict[str, Any] = {
+            "train.success": sum(e.success_sum for e in window) / count if count else None,
+            "train.return": sum(e.return_sum for e in window) / count if count else None,
+            "actor.epsilon_min": min((a.epsilon for a in self._actors.values()), default=None),
+            "actor.count": len(self._actors),
+            "version_lag": (
+                self.tracker.counters.version - min(a.version for a in self._actors.values()) if self._actors else None
+            ),
+        }
+        by_eps: dict[str, list[float]] = {}
+        for e in window:
+            totals = by_eps.setdefault(f"{e.epsilon:.3g}", [0.0, 0.0])
+            totals[0] += e.success_sum
+            totals[1] += e.count
+        for eps, (successes, n) in sorted(by_eps.items()):
+            extras[f"train.success_by_eps.{eps}"] = successes / n
+        extras.update(self._metrics)
+        return extras
+
+    # ---- evaluation -------------------------------------------------------------------------------------------
+    def evaluate(self, examples: int = 5) -> float | None:
+        """Greedy held-out evaluation of the newest weights (the same episodes every time); None when the runtime
+        has no weights to offer (its learner is gone)."""
+        weights = self.runtime.latest_weights()
+        if weights is None:
+            return None
+        cfg = self.config
+        result = evaluate(
+            cfg.network,
+            weights,
+            cfg.env,
+            episodes=cfg.run.eval_episodes,
+            seed=cfg.run.seed + EVAL_SEED_OFFSET,
+            split="test",
+            examples=examples,
+        )
+        self.tracker.record_eval(result.success, result.mean_return, result.examples)
+        return result.success
+
+    def show_examples(self, n: int) -> None:
+        weights = self.runtime.latest_weights()
+        if weights is None:
+            return
+        cfg = self.config
+        seed = cfg.run.seed + EXAMPLES_SEED_OFFSET
+        result = evaluate(cfg.network, weights, cfg.env, episodes=n, seed=seed, split="test", examples=n)
+        print("held-out generations (greedy):")
+        for prompt, text, ok in result.examples:
+            print(f"  {'+' if ok >= 1 else '-'} {prompt} -> {text}")
+
+    # ---- checkpoints ------------------------------------------------------------------------------------------
+    def save_checkpoint(self, final: bool = False) -> Path | None:
+        """Write a checkpoint of the whole run (replay too with `checkpoint.include_replay`). A failed write is
+        reported and leaves the previous checkpoint intact (writes are atomic); the run goes on."""
+        tracker = self.tracker
+        tracker.counters.wall_s = tracker.wall_s()
+        state = self.runtime.state_dict()
+        write_replay = self.runtime.write_replay if self.config.checkpoint.include_replay else None
+        try:
+            path = ck.save_run(
+                tracker.dir, self.config, tracker.counters, state.learner, state.actors, state.limiter, write_replay
+            )
+        except OSError as error:
+            tracker.message(f"[checkpoint] {'final ' if final else ''}write failed ({error}); the previous one stands")
+            tracker.checkpoint_done(None)
+            return None
+        tracker.checkpoint_done(path)
+        return path
+
+    def restore(self, path: Path) -> Path:
+        """Continue from the checkpoint at `path` (a run directory or a checkpoint directory): learner, optimizer,
+        actors by index (extra actors start fresh), rate limiter, replay snapshots. Call before `run()`."""
+        checkpoint = ck.find_checkpoint(path)
+        saved = ck.read_state(checkpoint)
+        state = RuntimeState(ck.load_learner_state(checkpoint), saved["limiter"], saved["actors"])
+        size, problems = self.runtime.load_state_dict(state, ck.replay_snapshot_dirs(checkpoint))
+        for problem in problems:
+            self.tracker.message(f"[resume] {problem}")
+        c = self.tracker.counters
+        self.tracker.message(f"[resume] {checkpoint}: env_steps={c.env_steps} updates={c.updates} replay={size}")
+        return checkpoint
+
+    def close(self) -> None:
+        try:
+            self.runtime.close()
+        finally:
+            self.tracker.close()
