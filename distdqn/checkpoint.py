@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distdqn.config import ARCHITECTURE_KEYS, Config, dump_yaml
+from distdqn.config import ARCHITECTURE_KEYS, Config, apply_overrides, dump_yaml, validate
 from distdqn.typed import ConfigError, build
 
 FORMAT_VERSION = 1
@@ -244,16 +244,11 @@ def saved_config(checkpoint: Path) -> Config:
 def config_for_resume(path: Path, overrides: list[str]) -> tuple[Config, Path]:
     """The checkpoint's resolved config with this command's overrides applied (actor count, shards, budgets...).
     The run directory stays the checkpoint's unless overridden; architecture keys must not change."""
-    from distdqn.config import apply_override, parse_value, validate
-
     checkpoint = find_checkpoint(path)
     state = read_state(checkpoint)
     data = json.loads(json.dumps(state["config"]))  # a deep copy
     data.setdefault("run", {})["run_dir"] = str(run_dir_of(checkpoint))
-    for item in overrides:
-        key, _, raw = item.partition("=")
-        apply_override(data, key.strip(), parse_value(raw))
-    config = build(Config, data)
+    config = build(Config, apply_overrides(data, overrides))
     validate(config)
     check_architecture(state["config"], config)
     return config, checkpoint
