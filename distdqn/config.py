@@ -32,6 +32,7 @@ from distdqn.typed import (
     Range,
     Text,
     UnitInterval,
+    YamlLoader,
     build,
     parse_yaml,
     suggest,
@@ -214,8 +215,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Defaults <- YAML file <- `key=value` overrides, built strictly and validated."""
     data: dict = {}
     if path:
-        text = Path(path).read_text()
-        loaded = yaml.safe_load(text) or {}
+        try:
+            loaded = yaml.load(Path(path).read_text(), Loader=YamlLoader) or {}  # safe: a SafeLoader subclass
+        except yaml.YAMLError as error:
+            raise ConfigError([f"{path}: not valid YAML ({error})"]) from None
         if not isinstance(loaded, dict):
             raise ConfigError([f"{path}: expected a mapping at the top level"])
         data = loaded

@@ -89,12 +89,12 @@ class Text:
     text: str
 
 
-# YAML 1.1 (PyYAML) reads '1e-4' and '1e6' as strings; text given for a dict/list/Any field reads them as floats.
-class _Loader(yaml.SafeLoader):
+# YAML 1.1 (PyYAML) reads '1e-4' and '1e6' as strings; config files and text for dict/list/Any fields read them as floats.
+class YamlLoader(yaml.SafeLoader):
     pass
 
 
-_Loader.add_implicit_resolver(
+YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
     list("-+0123456789."),
@@ -107,7 +107,7 @@ _NONE = {"null", "none", "~"}
 def parse_yaml(text: str) -> Any:
     """Text for a field without a scalar type (dict, list, Any): YAML, with '1e-4' a float; bad YAML stays text."""
     try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+        return yaml.load(text, Loader=YamlLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError:
         return text
 

@@ -1,11 +1,11 @@
-"""End-to-end benchmark: the distributed runtime against the local runner, in the same process run.
+"""End-to-end benchmark: the distributed runtime against the local runtime, in the same process run.
 
 Part 1 (time to target): for each easy task, wall-clock seconds and env steps until held-out success reaches the
 task's target, with `configs/<task>_easy.yaml` when it exists, for both runtimes, once per `--seeds` seed (the
 runtimes alternate, so drift in the machine's load hits each), then the median. "to target" is the run clock the
 summaries report: training time, from the moment every component is up; "wall" counts from the runner's
 construction to its shutdown (Ray's start, the workers' imports and Ray's shutdown included). `--local-overrides`
-adds a third peer, the local runner with its own tuning (e.g. `actor.eps_base=0.1`).
+adds a third peer, the local runtime with its own tuning (e.g. `actor.eps_base=0.1`).
 Part 2 (throughput): env steps/s and learner sampled transitions/s for 1, 2 and 4 actors, with the share of actor
 time lost to serialization and remote calls (encode + push + back-pressure wait + weight pulls) and to the
 samples-per-insert throttle, for both runtimes.
@@ -50,22 +50,21 @@ def task_config(task: str, overrides: list[str]):
 
 
 def run_once(runtime: str, task: str, overrides: list[str]) -> dict:
-    from distdqn.distributed.driver import DistributedRunner
-    from distdqn.local import LocalRunner
+    from distdqn.trainer import build_supervisor
 
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{runtime}-{task}-"))
     config = task_config(task, [f"run.run_dir={tmp}", "checkpoint.interval_s=0", *overrides])
     start = time.monotonic()
-    runner = (LocalRunner if runtime == "local" else DistributedRunner)(config, tmp, quiet=True)
+    supervisor = build_supervisor(config, tmp, "local" if runtime == "local" else "ray", quiet=True)
     try:
-        summary = runner.train()
-        extras = runner._extras()
+        summary = supervisor.run()
+        extras = supervisor._extras()
     finally:
-        runner.close()
+        supervisor.close()
     summary["total_wall_s"] = time.monotonic() - start
     summary["actor_overhead_frac"] = extras.get("actor.overhead_frac")
     summary["actor_throttle_frac"] = extras.get("actor.throttle_frac")
-    c = runner.tracker.counters
+    c = supervisor.tracker.counters
     summary["sampled"] = c.sampled
     return summary
 
@@ -87,7 +86,7 @@ def main() -> None:
     parser.add_argument(
         "--local-overrides",
         default="",
-        help="dotted overrides (space-separated) for an extra peer, 'local*': the local runner with its own tuning",
+        help="dotted overrides (space-separated) for an extra peer, 'local*': the local runtime with its own tuning",
     )
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
@@ -105,7 +104,7 @@ def main() -> None:
     peers = {"local": [], "distributed": []}
     if args.local_overrides:
         peers["local*"] = args.local_overrides.split()
-        print(f"local* = the local runner with {' '.join(peers['local*'])}")
+        print(f"local* = the local runtime with {' '.join(peers['local*'])}")
     for task in tasks:
         runs: dict[str, list[dict]] = {peer: [] for peer in peers}
         for seed in seeds:  # the runtimes alternate, so drift in the machine's load hits each of them

@@ -1,7 +1,7 @@
-"""Learning benchmark: env steps and wall-clock seconds to each task's held-out target with the local runner.
+"""Learning benchmark: env steps and wall-clock seconds to each task's held-out target with the local runtime.
 
 For every task and difficulty it loads `configs/<task>_<difficulty>.yaml` when that file exists (else the
-defaults plus `--set` overrides), runs the single-process runner (`distdqn.local.LocalRunner`) on a fixed seed
+defaults plus `--set` overrides), runs the local runtime (`distdqn train --local`) on a fixed seed
 until held-out success reaches the target or `--max-seconds` passes, and prints one table row per run:
 
     task  difficulty  target  reached  env_steps  updates  wall_s  best  final
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from distdqn.config import load_config  # noqa: E402
-from distdqn.local import LocalRunner  # noqa: E402
+from distdqn.trainer import build_supervisor  # noqa: E402
 
 TASKS = ["grammar", "keyword", "arithmetic", "shortest_path", "sentiment", "translation", "wordle"]
 LEVELS = ["easy", "medium", "hard"]
@@ -54,12 +54,12 @@ def run_one(task: str, level: str, max_seconds: float, seed: int, target: float 
     ]
     config = load_config(path, overrides)
     with tempfile.TemporaryDirectory(prefix=f"bench_{task}_{level}_") as tmp:
-        runner = LocalRunner(config, Path(tmp), quiet=True)
         start = time.perf_counter()
+        supervisor = build_supervisor(config, Path(tmp), "local", quiet=True)
         try:
-            summary = runner.train()
+            summary = supervisor.run()
         finally:
-            runner.close()
+            supervisor.close()
         wall = time.perf_counter() - start
     reached = summary.get("time_to_target_s") is not None
     return {
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.tasks, args.levels, args.max_seconds = ["keyword"], ["easy"], min(args.max_seconds, 150.0)
     rows = []
-    print(f"{'task':<14} {'level':<7} {'target':<6} result (local runner, seed {args.seed})", flush=True)
+    print(f"{'task':<14} {'level':<7} {'target':<6} result (local runtime, seed {args.seed})", flush=True)
     for level in args.levels:
         for task in args.tasks:
             row = run_one(task, level, args.max_seconds, args.seed, args.target, args.set)

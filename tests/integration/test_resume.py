@@ -1,4 +1,4 @@
-"""Checkpoints and resume on the distributed runtime: exact learner and replay state after a resume, a different
+"""Checkpoints and resume on the Ray runtime: exact learner and replay state after a resume, a different
 actor and shard count, a run resumed twice still learning, and a killed training process resumed from disk."""
 
 import json
@@ -15,8 +15,8 @@ import torch
 
 from distdqn import checkpoint as ck
 from distdqn.config import load_config
-from distdqn.distributed.driver import DistributedRunner
 from distdqn.replay.prioritized import load_state_dir
+from distdqn.trainer import build_supervisor
 
 from .test_runtime import COPY
 
@@ -45,27 +45,21 @@ def assert_tensors_equal(a, b, path=""):
 def test_resume_restores_learner_and_replay_exactly(ray_cluster, tmp_path):
     ray = ray_cluster
     run = tmp_path / "run"
-    first = DistributedRunner(
-        config_for(run, "actor.num_actors=2", "replay.num_shards=2", "run.max_updates=60"), run, quiet=True
-    )
+    config = config_for(run, "actor.num_actors=2", "replay.num_shards=2", "run.max_updates=60")
+    first = build_supervisor(config, run, "ray", quiet=True)
     try:
-        first.train()
-        saved_at = first.save_checkpoint(final=True)
-        saved_learner = ray.get(first.topo.learner.state_dict.remote(), timeout=60)["learner"]
+        first.run()  # ends with a final checkpoint
+        saved_at = ck.find_checkpoint(run)
+        saved_learner = ray.get(first.runtime.topo.learner.state_dict.remote(), timeout=60)["learner"]
     finally:
         first.close()
 
-    second = DistributedRunner(
-        config_for(run, "actor.num_actors=2", "replay.num_shards=2", "run.max_updates=60"),
-        run,
-        counters=ck.load_counters(run),
-        quiet=True,
-    )
+    second = build_supervisor(config, run, "ray", counters=ck.load_counters(run), quiet=True)
     try:
         second.restore(run)
-        restored = ray.get(second.topo.learner.state_dict.remote(), timeout=60)["learner"]
+        restored = ray.get(second.runtime.topo.learner.state_dict.remote(), timeout=60)["learner"]
         assert_tensors_equal(saved_learner, restored)
-        for k, shard in enumerate(second.topo.shards):
+        for k, shard in enumerate(second.runtime.topo.shards):
             ray.get(shard.snapshot.remote(str(tmp_path / f"again_{k}")), timeout=60)
             before, _ = load_state_dir(saved_at / "replay" / f"shard_{k}")
             after, _ = load_state_dir(tmp_path / f"again_{k}")
@@ -85,16 +79,16 @@ def test_resume_with_other_actor_and_shard_counts_keeps_learning(ray_cluster, tm
         config = config_for(
             run, f"actor.num_actors={actors}", f"replay.num_shards={shards}", f"run.max_updates={updates}", "run.seed=5"
         )
-        runner = DistributedRunner(config, run, counters=ck.load_counters(run) if i else None, quiet=True)
+        supervisor = build_supervisor(config, run, "ray", counters=ck.load_counters(run) if i else None, quiet=True)
         try:
             if i:
-                runner.restore(run)
-                size = sum(s["size"] for s in ray_cluster.get([s.stats.remote() for s in runner.topo.shards]))
+                supervisor.restore(run)
+                shards = supervisor.runtime.topo.shards
+                size = sum(s["size"] for s in ray_cluster.get([s.stats.remote() for s in shards]))
                 assert size > 0  # the old shards' items were redistributed over the new shard count
-            summary = runner.train()
-            runner.save_checkpoint(final=True)
+            summary = supervisor.run()  # ends with a final checkpoint
         finally:
-            runner.close()
+            supervisor.close()
     assert summary["updates"] >= 300
     assert summary["final_success"] >= 0.9  # resumed twice, still reaches its target
 

@@ -1,6 +1,6 @@
-"""The distributed runtime on a real local Ray instance: data flows actor -> shard -> learner, priorities change,
-weight versions reach the actors, the target syncs on schedule, dead actors are replaced, the run matches the local
-runner, and nothing is left running."""
+"""The Ray runtime on a real local Ray instance: data flows actor -> shard -> learner, priorities change, weight
+versions reach the actors, the target syncs on schedule, dead actors are replaced, the run matches the local
+runtime, and nothing is left running."""
 
 import threading
 import time
@@ -8,8 +8,7 @@ import time
 import pytest
 
 from distdqn.config import load_config
-from distdqn.distributed.driver import DistributedRunner
-from distdqn.local import LocalRunner
+from distdqn.trainer import build_supervisor
 from tests.fakes import COPY_RUN
 
 pytestmark = pytest.mark.integration
@@ -34,16 +33,16 @@ def test_data_flows_versions_advance_target_syncs(ray_cluster, tmp_path):
     ray = ray_cluster
     config = copy_config(tmp_path, "actor.num_actors=2", "replay.num_shards=2", "run.max_updates=100")
     began = time.monotonic()
-    runner = DistributedRunner(config, tmp_path, quiet=True)
+    supervisor = build_supervisor(config, tmp_path, "ray", quiet=True)
     try:
-        summary = runner.train()
+        summary = supervisor.run()
         elapsed = time.monotonic() - began
-        topo = runner.topo
+        topo = supervisor.runtime.topo
         learner = ray.get(topo.learner.stats.remote(), timeout=60)
         actors = ray.get([a.stats.remote() for a in topo.actors], timeout=60)
         shards = ray.get([s.stats.remote() for s in topo.shards], timeout=60)
     finally:
-        runner.close()
+        supervisor.close()
     assert summary["updates"] >= 100
     # the run clock counts training only; the workers' start-up is reported beside it, not inside it
     assert summary["startup_s"] > 0 and summary["startup_s"] + summary["wall_s"] <= elapsed + 0.002  # both rounded
@@ -61,38 +60,37 @@ def test_data_flows_versions_advance_target_syncs(ray_cluster, tmp_path):
 def test_dead_actor_is_replaced_and_training_continues(ray_cluster, tmp_path):
     ray = ray_cluster
     config = copy_config(tmp_path, "actor.num_actors=2", "run.max_updates=150")
-    runner = DistributedRunner(config, tmp_path, quiet=True)
+    supervisor = build_supervisor(config, tmp_path, "ray", quiet=True)
+    runtime = supervisor.runtime
     killed = threading.Event()
 
     def kill_first_actor():
-        while runner.tracker.counters.updates < 20 and not killed.is_set():
+        while supervisor.tracker.counters.updates < 20 and not killed.is_set():
             threading.Event().wait(0.1)
-        ray.kill(runner.topo.actors[0], no_restart=True)
+        ray.kill(runtime.topo.actors[0], no_restart=True)
         killed.set()
 
     threading.Thread(target=kill_first_actor, daemon=True).start()
     try:
-        summary = runner.train()
+        summary = supervisor.run()
     finally:
         killed.set()
-        runner.close()
-    assert runner.restarts >= 1
-    assert runner.topo.incarnations[0] >= 1
+        supervisor.close()
+    assert runtime.restarts >= 1
+    assert runtime.topo.incarnations[0] >= 1
     assert summary["updates"] >= 150
 
 
-def test_one_actor_one_shard_matches_local_runner(ray_cluster, tmp_path):
+def test_one_actor_one_shard_matches_local_runtime(ray_cluster, tmp_path):
     extra = ["actor.num_actors=1", "replay.num_shards=1", "run.max_updates=300", "run.seed=3"]
-    local = LocalRunner(copy_config(tmp_path / "local", *extra), tmp_path / "local", quiet=True)
-    try:
-        local_summary = local.train()
-    finally:
-        local.close()
-    dist = DistributedRunner(copy_config(tmp_path / "dist", *extra), tmp_path / "dist", quiet=True)
-    try:
-        dist_summary = dist.train()
-    finally:
-        dist.close()
+    summaries = {}
+    for runtime in ("local", "ray"):
+        supervisor = build_supervisor(copy_config(tmp_path / runtime, *extra), tmp_path / runtime, runtime, quiet=True)
+        try:
+            summaries[runtime] = supervisor.run()
+        finally:
+            supervisor.close()
+    local_summary, dist_summary = summaries["local"], summaries["ray"]
     assert local_summary["final_success"] >= 0.9
     assert dist_summary["final_success"] >= 0.9
     assert abs(local_summary["final_success"] - dist_summary["final_success"]) <= 0.1

@@ -67,7 +67,9 @@ def test_budgets_stop_the_run(runtime, tmp_path, budget, stop):
 
 
 def test_target_stops_the_run_when_held_out_success_reaches_it(runtime, tmp_path):
-    summary, records = run(runtime, tmp_path, "run.target_success=0.9", "run.eval_interval_s=0.5", "run.max_seconds=120")
+    summary, records = run(
+        runtime, tmp_path, "run.target_success=0.9", "run.eval_interval_s=0.5", "run.max_seconds=120"
+    )
     assert summary["stop_reason"].startswith("target reached")
     assert summary["time_to_target_s"] is not None and summary["final_success"] >= 0.9
     evals = [r for r in records if r["kind"] == "eval"]

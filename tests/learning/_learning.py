@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from distdqn.config import load_config
+from distdqn.trainer import build_supervisor
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -19,7 +20,7 @@ def train_to_target(
     overrides: tuple[str, ...] = (),
 ) -> dict:
     """Train `configs/<config_name>.yaml` until held-out success >= target or the budget; the run's summary.
-    The local runner by default; `distributed` runs the Ray runtime (the caller provides the Ray instance)."""
+    The local runtime by default; `distributed` runs the Ray runtime (the caller provides the Ray instance)."""
     config = load_config(
         CONFIGS / f"{config_name}.yaml",
         [
@@ -30,14 +31,10 @@ def train_to_target(
             *overrides,
         ],
     )
-    if distributed:
-        from distdqn.distributed.driver import DistributedRunner as Runner
-    else:
-        from distdqn.local import LocalRunner as Runner
-    runner = Runner(config, tmp_path, quiet=True)
+    supervisor = build_supervisor(config, tmp_path, "ray" if distributed else "local", quiet=True)
     try:
-        summary = runner.train()
+        summary = supervisor.run()
     finally:
-        runner.close()
+        supervisor.close()
     print(f"{config_name} ({'distributed' if distributed else 'local'}): {summary}")
     return summary

@@ -1,4 +1,4 @@
-"""Layering: the core (config, envs, wire, replay, networks, learner, actor, local runner) never imports Ray."""
+"""Layering: the core (config, envs, wire, replay, networks, learner, actor, local runtime) never imports Ray."""
 
 import subprocess
 import sys
