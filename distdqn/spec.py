@@ -28,11 +28,19 @@ RETURN = "return_n"
 DISCOUNT = "discount_n"
 MASK_NEXT = "mask_next"
 
-# Sampling extras added by the replay to a sampled batch.
-WEIGHT = "weight"  # importance weight, normalised by the global maximum
-SHARD = "shard"
-SLOT = "slot"
-GENERATION = "generation"
+# Item keys and sampling extras: columns a replay adds to a sampled batch (the key (shard, slot, generation) is
+# what a priority update carries back; see replay/prioritized.py).
+WEIGHT = "weight"  # float32 importance weight w_i, normalised by the largest possible weight
+PROB = "prob"  # float64 P(i), the probability the item was drawn with
+PRIORITY = "priority"  # float64 p_i = (|delta_i| + eps) ** alpha; on the wire's "transitions", float32 initial |TD|
+SHARD = "shard"  # int32 shard id
+SLOT = "slot"  # int64 position in the shard's ring
+GENERATION = "generation"  # int64 items added to the shard before this one
+
+# Replay snapshots (replay/prioritized.py `state_dict`): one array per stored field, named with this prefix, plus the
+# stored items' priorities p_i (alpha applied) in slot order.
+SNAPSHOT_FIELD_PREFIX = "field."
+SNAPSHOT_PRIORITIES = "priorities"
 
 CORE_FIELDS = (TOKENS, LEN_S, LEN_NEXT, ACTION, RETURN, DISCOUNT)
 

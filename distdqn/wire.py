@@ -25,14 +25,12 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from distdqn import spec
+
 WIRE_VERSION = 1
 TRANSITIONS = "transitions"
 SAMPLE = "sample"
 KINDS = (TRANSITIONS, SAMPLE)
-
-PRIORITY = "priority"  # transitions: initial |TD| per item (optional); sample: p_i = (|TD| + eps)^alpha per item
-SLOT = "slot"
-GENERATION = "generation"
 
 # Little-endian numeric dtypes only: no bool (arbitrary bytes are not valid bools), objects, strings or big-endian.
 ALLOWED_DTYPES = frozenset({"|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8"})
@@ -70,7 +68,7 @@ class Message:
 
     @property
     def priorities(self) -> np.ndarray | None:
-        return self.fields.get(PRIORITY)
+        return self.fields.get(spec.PRIORITY)
 
 
 def encode(
@@ -215,17 +213,17 @@ def encode_transitions(
     """An actor's push: the transition columns plus, optionally, float32 initial |TD| priorities."""
     fields = dict(batch)
     if priorities is not None:
-        fields[PRIORITY] = np.asarray(priorities, dtype=np.float32)
+        fields[spec.PRIORITY] = np.asarray(priorities, dtype=np.float32)
     return encode(TRANSITIONS, fields, actor, incarnation, seq)
 
 
 def decode_transitions(data: bytes, schema: Schema, **limits: int) -> Message:
     """Decode an actor's push; `schema` comes from `spec.transition_dtypes`. Priorities must be finite and >= 0."""
-    full = {**schema, PRIORITY: (np.dtype(np.float32), ())}
-    message = decode(data, TRANSITIONS, full, optional=frozenset({PRIORITY}), **limits)
+    full = {**schema, spec.PRIORITY: (np.dtype(np.float32), ())}
+    message = decode(data, TRANSITIONS, full, optional=frozenset({spec.PRIORITY}), **limits)
     priorities = message.priorities
     if priorities is not None and not np.all(np.isfinite(priorities) & (priorities >= 0)):
-        raise WireError(PRIORITY, "priorities must be finite and >= 0")
+        raise WireError(spec.PRIORITY, "priorities must be finite and >= 0")
     return message
 
 
@@ -233,9 +231,9 @@ def sample_schema(schema: Schema) -> Schema:
     """The columns of a "sample" message: the transition fields plus p_i and the item key."""
     return {
         **schema,
-        PRIORITY: (np.dtype(np.float64), ()),
-        SLOT: (np.dtype(np.int64), ()),
-        GENERATION: (np.dtype(np.int64), ()),
+        spec.PRIORITY: (np.dtype(np.float64), ()),
+        spec.SLOT: (np.dtype(np.int64), ()),
+        spec.GENERATION: (np.dtype(np.int64), ()),
     }
 
 

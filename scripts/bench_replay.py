@@ -129,8 +129,8 @@ def ours(capacity: int) -> Subject:
 
         def sample() -> np.ndarray:
             batch = replay.sample(SAMPLE_BATCH, BETA)
-            made["generation"] = batch["generation"]
-            return batch["slot"]
+            made["generation"] = batch[spec.GENERATION]
+            return batch[spec.SLOT]
 
         return (
             lambda batch, p: replay.add(batch, p),
