@@ -41,6 +41,7 @@ from torch import nn
 
 from distdqn.config import NetworkConfig
 from distdqn.copy_head import CopyHead
+from distdqn.envs.shape import numeric_token_values  # noqa: F401  (re-exported: local.py still imports it here)
 
 PAD_ID = 0
 
@@ -114,15 +115,6 @@ class NumericFeature(nn.Module):
     def embed(self, table: nn.Embedding, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [...] -> [..., dim]: the (shared, for integers) embedding row plus value * w."""
         return table(self.embed_ids[tokens]) + self.values[tokens].unsqueeze(-1) * self.direction
-
-
-def numeric_token_values(tokens: list[str]) -> np.ndarray:
-    """[V] float32: int(token) for the tokens that are decimal integers ("0", "12", "-3"), NaN for the others."""
-    out = np.full(len(tokens), np.nan, dtype=np.float32)
-    for i, t in enumerate(tokens):
-        if t.removeprefix("-").isdecimal() and t.isascii():
-            out[i] = int(t)
-    return out
 
 
 def _embed(trunk: GRUTrunk | TransformerTrunk, tokens: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,8 @@ SNAPSHOT_PRIORITIES = "priorities"
 
 CORE_FIELDS = (TOKENS, LEN_S, LEN_NEXT, ACTION, RETURN, DISCOUNT)
 
+Schema = dict[str, tuple[np.dtype, tuple[int, ...]]]  # field -> (dtype, per-item shape): a replay's or a message's
+
 
 def token_dtype(vocab_size: int) -> np.dtype:
     """The smallest unsigned integer dtype that holds every token id."""
@@ -54,9 +56,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.int32)
 
 
-def transition_dtypes(
-    vocab_size: int, max_len: int, with_mask: bool = False
-) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+def transition_dtypes(vocab_size: int, max_len: int, with_mask: bool = False) -> Schema:
     """Field -> (dtype, per-item shape) of one stored transition."""
     tok = token_dtype(vocab_size)
     fields = {

@@ -40,8 +40,6 @@ MAX_META_ENTRIES = 32
 _HEADER_KEYS = frozenset({"v", "kind", "actor", "incarnation", "seq", "fields"})
 _MAX_HEADER_INT = (1 << 63) - 1
 
-Schema = dict[str, tuple[np.dtype, tuple[int, ...]]]
-
 
 class WireError(ValueError):
     """A message failed validation; `field` names the offending field ("message"/"header" for the envelope)."""
@@ -104,7 +102,7 @@ def encode(
 def decode(
     data: bytes,
     kind: str,
-    schema: Schema,
+    schema: spec.Schema,
     optional: frozenset[str] = frozenset(),
     max_bytes: int = MAX_MESSAGE_BYTES,
     max_items: int = MAX_ITEMS,
@@ -158,7 +156,7 @@ def _check_header(envelope: Any, kind: str) -> dict[str, int]:
     return out
 
 
-def _check_fields(raw: dict, schema: Schema, optional: frozenset[str], max_items: int) -> dict[str, np.ndarray]:
+def _check_fields(raw: dict, schema: spec.Schema, optional: frozenset[str], max_items: int) -> dict[str, np.ndarray]:
     names = set(raw)
     missing = set(schema) - names - optional
     extra = names - set(schema)
@@ -217,7 +215,7 @@ def encode_transitions(
     return encode(TRANSITIONS, fields, actor, incarnation, seq)
 
 
-def decode_transitions(data: bytes, schema: Schema, **limits: int) -> Message:
+def decode_transitions(data: bytes, schema: spec.Schema, **limits: int) -> Message:
     """Decode an actor's push; `schema` comes from `spec.transition_dtypes`. Priorities must be finite and >= 0."""
     full = {**schema, spec.PRIORITY: (np.dtype(np.float32), ())}
     message = decode(data, TRANSITIONS, full, optional=frozenset({spec.PRIORITY}), **limits)
@@ -227,7 +225,7 @@ def decode_transitions(data: bytes, schema: Schema, **limits: int) -> Message:
     return message
 
 
-def sample_schema(schema: Schema) -> Schema:
+def sample_schema(schema: spec.Schema) -> spec.Schema:
     """The columns of a "sample" message: the transition fields plus p_i and the item key."""
     return {
         **schema,
@@ -237,13 +235,15 @@ def sample_schema(schema: Schema) -> Schema:
     }
 
 
-def encode_sample(batch: dict[str, np.ndarray], schema: Schema, shard: int, seq: int, meta: dict[str, Any]) -> bytes:
+def encode_sample(
+    batch: dict[str, np.ndarray], schema: spec.Schema, shard: int, seq: int, meta: dict[str, Any]
+) -> bytes:
     """A shard's answer to a sample request: the `sample_schema(schema)` columns of `batch` plus shard `meta`
     (`total`, `min`, `size`, ...); other columns of `batch` (weight, prob) are recomputed by the learner."""
     columns = {name: batch[name] for name in sample_schema(schema)}
     return encode(SAMPLE, columns, shard, 0, seq, meta)
 
 
-def decode_sample(data: bytes, schema: Schema, **limits: int) -> Message:
+def decode_sample(data: bytes, schema: spec.Schema, **limits: int) -> Message:
     """Decode a shard's sample; `schema` is the transition schema (the sample columns are added here)."""
     return decode(data, SAMPLE, sample_schema(schema), **limits)

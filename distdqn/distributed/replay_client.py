@@ -53,7 +53,7 @@ class ShardedReplayClient:
     def __init__(
         self,
         shard_handles: Sequence[Any],
-        schema: wire.Schema | None = None,
+        schema: spec.Schema | None = None,
         rate_limiter: RateLimiter | None = None,
         seed: int = 0,
         call_timeout_s: float = 60.0,

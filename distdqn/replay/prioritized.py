@@ -38,8 +38,6 @@ import numpy as np
 from distdqn import spec
 from distdqn.replay.sumtree import SumMinTree
 
-FieldSpec = dict[str, tuple[np.dtype, tuple[int, ...]]]
-
 STATE_VERSION = 1
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -50,7 +48,7 @@ class PrioritizedReplay:
     def __init__(
         self,
         capacity: int,
-        fields: FieldSpec,
+        fields: spec.Schema,
         alpha: float,
         priority_eps: float,
         shard_id: int = 0,
@@ -68,7 +66,9 @@ class PrioritizedReplay:
         self.alpha = float(alpha)
         self.priority_eps = float(priority_eps)
         self.shard_id = int(shard_id)
-        self.fields: FieldSpec = {k: (np.dtype(dt), tuple(int(d) for d in shape)) for k, (dt, shape) in fields.items()}
+        self.fields: spec.Schema = {
+            k: (np.dtype(dt), tuple(int(d) for d in shape)) for k, (dt, shape) in fields.items()
+        }
         for name in self.fields:
             if not _SAFE_NAME.match(name):
                 raise ValueError(f"field name {name!r} must match {_SAFE_NAME.pattern}")
