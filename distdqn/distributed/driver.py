@@ -19,8 +19,8 @@ from distdqn.distributed.launcher import check_resources, cluster_has_gpu, init_
 from distdqn.distributed.learner_worker import LEARNER_TIMING_KEYS, LearnerWorker
 from distdqn.distributed.param_store import ParameterStore
 from distdqn.distributed.replay_worker import ReplayShardWorker
+from distdqn.envs import TaskShape, task_shape
 from distdqn.evaluation import evaluate
-from distdqn.local import TaskShape, task_shape
 from distdqn.run import Counters, RunTracker
 
 # Hundreds of small calls per second flow between the workers; Ray's per-task event reporting (for its state API
@@ -97,7 +97,7 @@ def connect_components(config: Config, shape: TaskShape) -> Topology:
     shards = [
         ray.remote(ReplayShardWorker)
         .options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1, **WORKER_OPTIONS)
-        .remote(k, shape.vocab_size, shape.max_len, shape.with_mask, c.replay, c.run.seed * 7919 + k)
+        .remote(k, shape=shape, config=c.replay, seed=c.run.seed * 7919 + k)
         for k in range(c.replay.num_shards)
     ]
     learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
@@ -129,7 +129,7 @@ class DistributedRunner:
         self.config = config
         self.directory = directory
         self.started_ray = init_ray(config.cluster, cpus_needed=cpus_needed(config)[0])
-        shape = task_shape(config)
+        shape = task_shape(config.env)
         self.vocab_size, self.max_len, self.with_mask = shape.vocab_size, shape.max_len, shape.with_mask
         self.topo = connect_components(config, shape)
         self.tracker = RunTracker(config, directory, counters, quiet=quiet)

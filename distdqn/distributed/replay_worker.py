@@ -1,9 +1,9 @@
 """Replay on Ray: `ReplayShardWorker`, one shard behind a bytes in / bytes out interface.
 
-`ReplayShardWorker` is a plain class hosting one `PrioritizedReplay`; the launcher turns it into a Ray actor with
-`ray.remote(num_cpus=...)(ReplayShardWorker)`. It only translates wire messages to replay calls and back, keeps
-per-sender sequence bookkeeping (Ray retries are at-least-once, so duplicates are dropped and gaps counted) and
-survives bad input: a malformed message is counted and answered, never raised.
+`ReplayShardWorker` is a plain class hosting one `PrioritizedReplay`; the driver's `connect_components` turns it into
+a Ray actor with `ray.remote(ReplayShardWorker).options(num_cpus=...)`. It only translates wire messages to replay
+calls and back, keeps per-sender sequence bookkeeping (Ray retries are at-least-once, so duplicates are dropped and
+gaps counted) and survives bad input: a malformed message is counted and answered, never raised.
 
 The learner's side, sampling across K shards, is `distdqn.distributed.replay_client.ShardedReplayClient`.
 """
@@ -19,8 +19,8 @@ import numpy as np
 
 from distdqn import spec, wire
 from distdqn.config import ReplayConfig
+from distdqn.envs import TaskShape
 from distdqn.replay import PrioritizedReplay, RateLimiter, restore_snapshots, save_state_dir
-from distdqn.typed import build
 
 MAX_TRACKED_GAPS = 4096  # per sender stream: missing seqs remembered so that a late arrival is not a duplicate
 
@@ -34,7 +34,7 @@ class _Stream:
 
 
 class ReplayShardWorker:
-    """One replay shard behind a bytes interface (see `distdqn.wire`); becomes a Ray actor in the launcher.
+    """One replay shard behind a bytes interface (see `distdqn.wire`); `connect_components` makes it a Ray actor.
 
     Counters in `stats()`: `received` messages, `rejected` malformed ones (`last_error` says why), `duplicates`
     dropped (same actor, incarnation and seq seen before), `gaps` seqs currently missing per stream (a late arrival
@@ -45,17 +45,18 @@ class ReplayShardWorker:
     def __init__(
         self,
         shard_id: int,
-        vocab_size: int,
-        max_len: int,
-        with_mask: bool,
-        replay_config: ReplayConfig | dict,
+        *,
+        shape: TaskShape,
+        config: ReplayConfig,
         seed: int = 0,
         snapshot_path: str | None = None,
     ):
-        config = replay_config if isinstance(replay_config, ReplayConfig) else build(ReplayConfig, replay_config)
+        """Shard `shard_id` of `config.num_shards`, holding `config.capacity // num_shards` items of `shape`'s layout;
+        `snapshot_path` (optional) is restored by `restore_many`'s rule and its outcome kept in `stats()["restore"]`.
+        """
         self.shard_id = int(shard_id)
         self.config = config
-        self.schema = spec.transition_dtypes(vocab_size, max_len, with_mask)
+        self.schema = shape.transition_dtypes()
         self.capacity = max(1, config.capacity // config.num_shards)
         self.seed = seed
         self._reset()

@@ -7,13 +7,15 @@ import numpy as np
 from distdqn import spec, wire
 from distdqn.config import ReplayConfig
 from distdqn.distributed.replay_worker import ReplayShardWorker
+from distdqn.envs import TaskShape
 
 VOCAB, MAX_LEN = 50, 6
+SHAPE = TaskShape(VOCAB, MAX_LEN, with_mask=False, token_values=np.full(VOCAB, np.nan, np.float32))
 
 
 def shard(k: int, num_shards: int, capacity: int = 600, snapshot_path=None) -> ReplayShardWorker:
     config = ReplayConfig(capacity=capacity, num_shards=num_shards, min_size_to_sample=10, samples_per_insert=0.0)
-    return ReplayShardWorker(k, VOCAB, MAX_LEN, False, config, seed=k, snapshot_path=snapshot_path)
+    return ReplayShardWorker(k, shape=SHAPE, config=config, seed=k, snapshot_path=snapshot_path)
 
 
 def push(worker: ReplayShardWorker, ids: np.ndarray, priorities: np.ndarray) -> None:
