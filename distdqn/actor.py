@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from distdqn.config import ActorConfig, EnvConfig, NetworkConfig
-from distdqn.envs import make_env
+from distdqn.envs import make_env_from_config, numeric_token_values
 from distdqn.exploration import decayed_epsilon, epsilon_ladder, masked, random_legal
-from distdqn.networks import build_network, numeric_token_values
+from distdqn.networks import build_network
 from distdqn.nstep import NStepAssembler
 
 
@@ -67,14 +67,7 @@ class Actor:
         env_seed, rng_seed, torch_seed = np.random.SeedSequence([seed, actor_index]).generate_state(3)
         self.config = actor_config
         self.actor_index = actor_index
-        self.env = make_env(
-            env_config.task,
-            num_envs=env_config.envs_per_actor,
-            seed=int(env_seed),
-            split="train",
-            difficulty=env_config.difficulty,
-            **env_config.options,
-        )
+        self.env = make_env_from_config(env_config, num_envs=env_config.envs_per_actor, seed=int(env_seed))
         self.num_envs, self.vocab_size, self.max_len = self.env.num_envs, self.env.vocab_size, self.env.max_len
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch_seed))

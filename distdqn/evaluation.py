@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from distdqn.config import EnvConfig, NetworkConfig
-from distdqn.envs import make_env
+from distdqn.envs import make_env_from_config, numeric_token_values
 from distdqn.exploration import greedy
-from distdqn.networks import build_network, numeric_token_values
+from distdqn.networks import build_network
 
 
 @dataclasses.dataclass
@@ -41,14 +41,7 @@ def evaluate(
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     num_envs = min(num_envs, episodes)
-    env = make_env(
-        env_config.task,
-        num_envs=num_envs,
-        seed=seed,
-        split=split,
-        difficulty=env_config.difficulty,
-        **env_config.options,
-    )
+    env = make_env_from_config(env_config, num_envs=num_envs, seed=seed, split=split)
     token_values = numeric_token_values(env.vocab.tokens)
     network = build_network(network_config, env.vocab_size, env.max_len, token_values).eval()
     network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})  # copy: may be read-only

@@ -10,7 +10,9 @@ One `update(batch)` (batch = spec fields + importance `weight`, numpy):
     target: hard copy every `target_sync_interval_updates` updates, or Polyak averaging every update when
             `polyak_tau` > 0 (a deviation from Ape-X's hard syncs, opt-in)
 
-Returns the new |td| [B] (the replay's new priorities before its exponent) and a metrics dict of floats.
+Returns the new |td| [B] (the replay's new priorities before its exponent) and a metrics dict of detached 0-d
+tensors. Copying |td| to the host is the one sync point per update (the replay needs it); the metrics stay on the
+device until a caller logs them with `metrics_to_floats` (on a GPU each float() would be a sync of its own).
 `snapshot()` bumps `version` and returns the online weights as CPU numpy arrays for the actors.
 """
 
@@ -32,6 +34,14 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def metrics_to_floats(metrics: dict[str, torch.Tensor | float]) -> dict[str, float]:
+    """`Learner.update`'s metrics as Python floats, for a log record: one device-to-host copy for all of them."""
+    values = [torch.as_tensor(v).detach().float().reshape(()) for v in metrics.values()]
+    if len({v.device for v in values}) == 1:
+        return dict(zip(metrics, torch.stack(values).tolist(), strict=True))
+    return {k: float(v) for k, v in zip(metrics, values, strict=True)}
 
 
 class Learner:
@@ -72,8 +82,9 @@ class Learner:
             return t.pin_memory().to(self.device, dtype=dtype, non_blocking=True)
         return t.to(dtype=dtype) if dtype is not None else t
 
-    def update(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
-        """One gradient step on a sampled batch; returns (|td| [B] float32, metrics)."""
+    def update(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+        """One gradient step on a sampled batch; returns (|td| [B] float32, metrics as detached 0-d tensors: `loss`,
+        `grad_norm`, `q_mean`, `target_mean`, `abs_td_mean`, `terminal_fraction`; see `metrics_to_floats`)."""
         c = self.config
         crop = int(batch[spec.LEN_NEXT].max())  # shorter rows: less transfer and trunk work
         tokens = self._to_device(batch[spec.TOKENS][:, :crop].astype(np.int64, copy=False))
@@ -111,8 +122,7 @@ class Learner:
         self._update_target()
 
         abs_td = out.abs_td.float().cpu().numpy()  # the one sync point per update
-        metrics = {k: float(v) for k, v in out.metrics.items()}
-        metrics.update(loss=float(out.loss.detach()), grad_norm=float(grad_norm), updates=float(self.updates))
+        metrics = {**out.metrics, "loss": out.loss.detach(), "grad_norm": grad_norm.detach()}
         return abs_td, metrics
 
     def _update_target(self) -> None:

@@ -7,7 +7,6 @@ supervisor (`distdqn.supervisor`) drives it through the `Runtime` protocol, as i
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -17,10 +16,10 @@ import torch
 from distdqn import spec
 from distdqn.actor import Actor
 from distdqn.config import Config
-from distdqn.envs.registry import make_env
-from distdqn.learner import Learner
-from distdqn.networks import numeric_token_values
-from distdqn.replay.prioritized import PrioritizedReplay, load_state_dir, save_state_dir
+from distdqn.envs import task_shape
+from distdqn.learner import Learner, metrics_to_floats
+from distdqn.replay import PrioritizedReplay, restore_snapshots
+from distdqn.replay.prioritized import save_state_dir
 from distdqn.replay.rate_limiter import RateLimiter
 from distdqn.runtime import ActorView, EpisodeRecord, Progress, RuntimeState, actor_seed
 from distdqn.schedules import beta_at
@@ -32,7 +31,7 @@ class LocalRuntime:
     def __init__(self, config: Config):
         torch.manual_seed(config.run.seed)
         self.config = config
-        shape = task_shape(config)
+        shape = task_shape(config.env)
         n = config.actor.num_actors
         self.actors = [
             Actor(
@@ -45,10 +44,9 @@ class LocalRuntime:
             )
             for i in range(n)
         ]
-        fields = spec.transition_dtypes(shape.vocab_size, shape.max_len, shape.with_mask)
         rc = config.replay
         self.replay = PrioritizedReplay(
-            rc.capacity, fields, alpha=rc.alpha, priority_eps=rc.priority_eps, seed=config.run.seed
+            rc.capacity, shape.transition_dtypes(), alpha=rc.alpha, priority_eps=rc.priority_eps, seed=config.run.seed
         )
         self.limiter = RateLimiter.from_config(rc)
         self.learner = Learner(
@@ -96,11 +94,9 @@ class LocalRuntime:
         for actor, actor_state in zip(self.actors, state.actors, strict=False):
             actor.load_state_dict(actor_state)
         self.limiter.load_state_dict(state.limiter)
-        problems = []
-        for snapshot in replay_snapshots:
-            restore_replay(self.replay, snapshot, problems.append)
+        report = restore_snapshots(self.replay, replay_snapshots)
         self.publish()
-        return len(self.replay), problems
+        return report.size, report.errors
 
     def stop(self) -> Progress:
         return self._totals(Progress())  # nothing is in flight in one process
@@ -161,42 +157,6 @@ class LocalRuntime:
         progress.metrics = {
             "replay.size": len(self.replay),
             "learner.target_syncs": self.learner.target_version,
-            **{f"learner.{k}": float(v) for k, v in self._metrics.items() if getattr(v, "ndim", 0) == 0},
+            **{f"learner.{k}": v for k, v in metrics_to_floats(self._metrics).items()},
         }
         return progress
-
-
-# ---- moving to distdqn.envs / distdqn.replay (one definition each) ----------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class TaskShape:
-    """What the networks and the replay need to know of the configured task, read off one throwaway env."""
-
-    vocab_size: int
-    max_len: int
-    with_mask: bool  # the task has action masks (stored with each transition)
-    token_values: np.ndarray  # [V] integer value of each token, NaN for the others (network.numeric_embedding)
-
-
-def task_shape(config: Config) -> TaskShape:
-    env = make_env(
-        config.env.task, num_envs=1, seed=0, split="train", difficulty=config.env.difficulty, **config.env.options
-    )
-    return TaskShape(env.vocab_size, env.max_len, env.has_action_mask, numeric_token_values(env.vocab.tokens))
-
-
-def restore_replay(replay: PrioritizedReplay, snapshot: Path, say) -> int:
-    try:
-        arrays, meta = load_state_dir(snapshot)
-    except (OSError, ValueError) as e:
-        say(f"replay snapshot {snapshot} unreadable ({e}); continuing without it")
-        return 0
-    if len(replay) == 0:
-        try:
-            replay.load_state_dict(arrays, meta)
-            return len(replay)
-        except ValueError:
-            pass  # a different capacity: re-insert below
-    replay.add_prioritized(
-        {k.removeprefix("field."): v for k, v in arrays.items() if k.startswith("field.")}, arrays["priorities"]
-    )
-    return len(arrays["priorities"])

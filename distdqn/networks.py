@@ -116,15 +116,6 @@ class NumericFeature(nn.Module):
         return table(self.embed_ids[tokens]) + self.values[tokens].unsqueeze(-1) * self.direction
 
 
-def numeric_token_values(tokens: list[str]) -> np.ndarray:
-    """[V] float32: int(token) for the tokens that are decimal integers ("0", "12", "-3"), NaN for the others."""
-    out = np.full(len(tokens), np.nan, dtype=np.float32)
-    for i, t in enumerate(tokens):
-        if t.removeprefix("-").isdecimal() and t.isascii():
-            out[i] = int(t)
-    return out
-
-
 def _embed(trunk: GRUTrunk | TransformerTrunk, tokens: torch.Tensor) -> torch.Tensor:
     """The trunk's input embedding of tokens [...] -> [..., dim]."""
     return trunk.embed(tokens) if trunk.numeric is None else trunk.numeric.embed(trunk.embed, tokens)

@@ -28,13 +28,23 @@ RETURN = "return_n"
 DISCOUNT = "discount_n"
 MASK_NEXT = "mask_next"
 
-# Sampling extras added by the replay to a sampled batch.
-WEIGHT = "weight"  # importance weight, normalised by the global maximum
-SHARD = "shard"
-SLOT = "slot"
-GENERATION = "generation"
+# Item keys and sampling extras: columns a replay adds to a sampled batch (the key (shard, slot, generation) is
+# what a priority update carries back; see replay/prioritized.py).
+WEIGHT = "weight"  # float32 importance weight w_i, normalised by the largest possible weight
+PROB = "prob"  # float64 P(i), the probability the item was drawn with
+PRIORITY = "priority"  # float64 p_i = (|delta_i| + eps) ** alpha; on the wire's "transitions", float32 initial |TD|
+SHARD = "shard"  # int32 shard id
+SLOT = "slot"  # int64 position in the shard's ring
+GENERATION = "generation"  # int64 items added to the shard before this one
+
+# Replay snapshots (replay/prioritized.py `state_dict`): one array per stored field, named with this prefix, plus the
+# stored items' priorities p_i (alpha applied) in slot order.
+SNAPSHOT_FIELD_PREFIX = "field."
+SNAPSHOT_PRIORITIES = "priorities"
 
 CORE_FIELDS = (TOKENS, LEN_S, LEN_NEXT, ACTION, RETURN, DISCOUNT)
+
+Schema = dict[str, tuple[np.dtype, tuple[int, ...]]]  # field -> (dtype, per-item shape): a replay's or a message's
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -46,9 +56,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.int32)
 
 
-def transition_dtypes(
-    vocab_size: int, max_len: int, with_mask: bool = False
-) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+def transition_dtypes(vocab_size: int, max_len: int, with_mask: bool = False) -> Schema:
     """Field -> (dtype, per-item shape) of one stored transition."""
     tok = token_dtype(vocab_size)
     fields = {

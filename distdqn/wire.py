@@ -25,14 +25,12 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from distdqn import spec
+
 WIRE_VERSION = 1
 TRANSITIONS = "transitions"
 SAMPLE = "sample"
 KINDS = (TRANSITIONS, SAMPLE)
-
-PRIORITY = "priority"  # transitions: initial |TD| per item (optional); sample: p_i = (|TD| + eps)^alpha per item
-SLOT = "slot"
-GENERATION = "generation"
 
 # Little-endian numeric dtypes only: no bool (arbitrary bytes are not valid bools), objects, strings or big-endian.
 ALLOWED_DTYPES = frozenset({"|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8"})
@@ -41,8 +39,6 @@ MAX_ITEMS = 1 << 20
 MAX_META_ENTRIES = 32
 _HEADER_KEYS = frozenset({"v", "kind", "actor", "incarnation", "seq", "fields"})
 _MAX_HEADER_INT = (1 << 63) - 1
-
-Schema = dict[str, tuple[np.dtype, tuple[int, ...]]]
 
 
 class WireError(ValueError):
@@ -70,7 +66,7 @@ class Message:
 
     @property
     def priorities(self) -> np.ndarray | None:
-        return self.fields.get(PRIORITY)
+        return self.fields.get(spec.PRIORITY)
 
 
 def encode(
@@ -106,7 +102,7 @@ def encode(
 def decode(
     data: bytes,
     kind: str,
-    schema: Schema,
+    schema: spec.Schema,
     optional: frozenset[str] = frozenset(),
     max_bytes: int = MAX_MESSAGE_BYTES,
     max_items: int = MAX_ITEMS,
@@ -160,7 +156,7 @@ def _check_header(envelope: Any, kind: str) -> dict[str, int]:
     return out
 
 
-def _check_fields(raw: dict, schema: Schema, optional: frozenset[str], max_items: int) -> dict[str, np.ndarray]:
+def _check_fields(raw: dict, schema: spec.Schema, optional: frozenset[str], max_items: int) -> dict[str, np.ndarray]:
     names = set(raw)
     missing = set(schema) - names - optional
     extra = names - set(schema)
@@ -215,37 +211,39 @@ def encode_transitions(
     """An actor's push: the transition columns plus, optionally, float32 initial |TD| priorities."""
     fields = dict(batch)
     if priorities is not None:
-        fields[PRIORITY] = np.asarray(priorities, dtype=np.float32)
+        fields[spec.PRIORITY] = np.asarray(priorities, dtype=np.float32)
     return encode(TRANSITIONS, fields, actor, incarnation, seq)
 
 
-def decode_transitions(data: bytes, schema: Schema, **limits: int) -> Message:
+def decode_transitions(data: bytes, schema: spec.Schema, **limits: int) -> Message:
     """Decode an actor's push; `schema` comes from `spec.transition_dtypes`. Priorities must be finite and >= 0."""
-    full = {**schema, PRIORITY: (np.dtype(np.float32), ())}
-    message = decode(data, TRANSITIONS, full, optional=frozenset({PRIORITY}), **limits)
+    full = {**schema, spec.PRIORITY: (np.dtype(np.float32), ())}
+    message = decode(data, TRANSITIONS, full, optional=frozenset({spec.PRIORITY}), **limits)
     priorities = message.priorities
     if priorities is not None and not np.all(np.isfinite(priorities) & (priorities >= 0)):
-        raise WireError(PRIORITY, "priorities must be finite and >= 0")
+        raise WireError(spec.PRIORITY, "priorities must be finite and >= 0")
     return message
 
 
-def sample_schema(schema: Schema) -> Schema:
+def sample_schema(schema: spec.Schema) -> spec.Schema:
     """The columns of a "sample" message: the transition fields plus p_i and the item key."""
     return {
         **schema,
-        PRIORITY: (np.dtype(np.float64), ()),
-        SLOT: (np.dtype(np.int64), ()),
-        GENERATION: (np.dtype(np.int64), ()),
+        spec.PRIORITY: (np.dtype(np.float64), ()),
+        spec.SLOT: (np.dtype(np.int64), ()),
+        spec.GENERATION: (np.dtype(np.int64), ()),
     }
 
 
-def encode_sample(batch: dict[str, np.ndarray], schema: Schema, shard: int, seq: int, meta: dict[str, Any]) -> bytes:
+def encode_sample(
+    batch: dict[str, np.ndarray], schema: spec.Schema, shard: int, seq: int, meta: dict[str, Any]
+) -> bytes:
     """A shard's answer to a sample request: the `sample_schema(schema)` columns of `batch` plus shard `meta`
     (`total`, `min`, `size`, ...); other columns of `batch` (weight, prob) are recomputed by the learner."""
     columns = {name: batch[name] for name in sample_schema(schema)}
     return encode(SAMPLE, columns, shard, 0, seq, meta)
 
 
-def decode_sample(data: bytes, schema: Schema, **limits: int) -> Message:
+def decode_sample(data: bytes, schema: spec.Schema, **limits: int) -> Message:
     """Decode a shard's sample; `schema` is the transition schema (the sample columns are added here)."""
     return decode(data, SAMPLE, sample_schema(schema), **limits)

@@ -129,8 +129,8 @@ def ours(capacity: int) -> Subject:
 
         def sample() -> np.ndarray:
             batch = replay.sample(SAMPLE_BATCH, BETA)
-            made["generation"] = batch["generation"]
-            return batch["slot"]
+            made["generation"] = batch[spec.GENERATION]
+            return batch[spec.SLOT]
 
         return (
             lambda batch, p: replay.add(batch, p),
@@ -166,13 +166,15 @@ def bench_ray_shard(capacity: int, seconds: float) -> dict:
     from distdqn.config import ReplayConfig
     from distdqn.distributed.replay_client import ShardedReplayClient
     from distdqn.distributed.replay_worker import ReplayShardWorker
+    from distdqn.envs import TaskShape
 
     ray_tmp = os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rb-", dir="/tmp")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         config = ReplayConfig(capacity=capacity, num_shards=1, alpha=ALPHA, priority_eps=EPS, min_size_to_sample=512,
                               samples_per_insert=0.0)  # fmt: skip
-        shard = ray.remote(ReplayShardWorker).options(num_cpus=0).remote(0, VOCAB, MAX_LEN, False, config, 0)
+        shape = TaskShape(VOCAB, MAX_LEN, with_mask=False, token_values=np.full(VOCAB, np.nan, np.float32))
+        shard = ray.remote(ReplayShardWorker).options(num_cpus=0).remote(0, shape=shape, config=config)
         ray.get(shard.ping.remote())
         pool = chunks()
         in_flight = []

@@ -15,8 +15,8 @@ import ray
 from distdqn.config import LearnerConfig, NetworkConfig, ReplayConfig
 from distdqn.distributed.actor_worker import REMOTE_FAILURES
 from distdqn.distributed.replay_client import ShardedReplayClient
-from distdqn.learner import Learner
-from distdqn.local import TaskShape
+from distdqn.envs import TaskShape
+from distdqn.learner import Learner, metrics_to_floats
 from distdqn.replay.rate_limiter import RateLimiter
 from distdqn.schedules import beta_at
 
@@ -130,7 +130,7 @@ class LearnerWorker:
     # ---- control ----------------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         window, self._window = self._window, dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
-        metrics = {k: float(v) for k, v in self._metrics.items() if getattr(v, "ndim", 0) == 0}
+        metrics = metrics_to_floats(self._metrics)
         return {**self._counters(), "metrics": metrics, "window": window, "replay": self.client.stats()}
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The parameter store: the latest published weights (version + object-store reference) and the learner's
-progress counters, read by actors and the driver. A plain class; the launcher makes it a named Ray actor.
+progress counters, read by actors and the driver. A plain class; the driver's `connect_components` makes it a Ray
+actor.
 
 Weights never travel through this actor by value: the learner `ray.put`s a numpy state dict once per publication and
 hands over the reference wrapped in a list (a bare ObjectRef argument would be resolved by Ray), so a publication

@@ -53,7 +53,7 @@ class ShardedReplayClient:
     def __init__(
         self,
         shard_handles: Sequence[Any],
-        schema: wire.Schema | None = None,
+        schema: spec.Schema | None = None,
         rate_limiter: RateLimiter | None = None,
         seed: int = 0,
         call_timeout_s: float = 60.0,
@@ -205,9 +205,9 @@ class ShardedReplayClient:
         batch[spec.SHARD] = np.concatenate([np.full(len(m), shard, dtype=np.int32) for shard, m in messages.items()])
         live = self._live()
         total = float(self.totals[live].sum())
-        min_p = min(float(self.mins[live].min()), float(batch[wire.PRIORITY].min(initial=np.inf)))
-        batch[spec.WEIGHT] = global_weights(batch[wire.PRIORITY], total, int(self.sizes[live].sum()), min_p, beta)
-        batch["prob"] = batch[wire.PRIORITY] / total
+        min_p = min(float(self.mins[live].min()), float(batch[spec.PRIORITY].min(initial=np.inf)))
+        batch[spec.WEIGHT] = global_weights(batch[spec.PRIORITY], total, int(self.sizes[live].sum()), min_p, beta)
+        batch[spec.PROB] = batch[spec.PRIORITY] / total
         return batch
 
     def _deal(self, merged: dict[str, np.ndarray], batches: int) -> list[dict[str, np.ndarray]]:

@@ -1,9 +1,9 @@
 """Replay on Ray: `ReplayShardWorker`, one shard behind a bytes in / bytes out interface.
 
-`ReplayShardWorker` is a plain class hosting one `PrioritizedReplay`; the launcher turns it into a Ray actor with
-`ray.remote(num_cpus=...)(ReplayShardWorker)`. It only translates wire messages to replay calls and back, keeps
-per-sender sequence bookkeeping (Ray retries are at-least-once, so duplicates are dropped and gaps counted) and
-survives bad input: a malformed message is counted and answered, never raised.
+`ReplayShardWorker` is a plain class hosting one `PrioritizedReplay`; the driver's `connect_components` turns it into
+a Ray actor with `ray.remote(ReplayShardWorker).options(num_cpus=...)`. It only translates wire messages to replay
+calls and back, keeps per-sender sequence bookkeeping (Ray retries are at-least-once, so duplicates are dropped and
+gaps counted) and survives bad input: a malformed message is counted and answered, never raised.
 
 The learner's side, sampling across K shards, is `distdqn.distributed.replay_client.ShardedReplayClient`.
 """
@@ -19,8 +19,8 @@ import numpy as np
 
 from distdqn import spec, wire
 from distdqn.config import ReplayConfig
-from distdqn.replay import PrioritizedReplay, RateLimiter, load_state_dir, save_state_dir
-from distdqn.typed import build
+from distdqn.envs import TaskShape
+from distdqn.replay import PrioritizedReplay, RateLimiter, restore_snapshots, save_state_dir
 
 MAX_TRACKED_GAPS = 4096  # per sender stream: missing seqs remembered so that a late arrival is not a duplicate
 
@@ -34,7 +34,7 @@ class _Stream:
 
 
 class ReplayShardWorker:
-    """One replay shard behind a bytes interface (see `distdqn.wire`); becomes a Ray actor in the launcher.
+    """One replay shard behind a bytes interface (see `distdqn.wire`); `connect_components` makes it a Ray actor.
 
     Counters in `stats()`: `received` messages, `rejected` malformed ones (`last_error` says why), `duplicates`
     dropped (same actor, incarnation and seq seen before), `gaps` seqs currently missing per stream (a late arrival
@@ -45,23 +45,24 @@ class ReplayShardWorker:
     def __init__(
         self,
         shard_id: int,
-        vocab_size: int,
-        max_len: int,
-        with_mask: bool,
-        replay_config: ReplayConfig | dict,
+        *,
+        shape: TaskShape,
+        config: ReplayConfig,
         seed: int = 0,
         snapshot_path: str | None = None,
     ):
-        config = replay_config if isinstance(replay_config, ReplayConfig) else build(ReplayConfig, replay_config)
+        """Shard `shard_id` of `config.num_shards`, holding `config.capacity // num_shards` items of `shape`'s layout;
+        `snapshot_path` (optional) is restored by `restore_many`'s rule and its outcome kept in `stats()["restore"]`.
+        """
         self.shard_id = int(shard_id)
         self.config = config
-        self.schema = spec.transition_dtypes(vocab_size, max_len, with_mask)
+        self.schema = shape.transition_dtypes()
         self.capacity = max(1, config.capacity // config.num_shards)
         self.seed = seed
         self._reset()
         self.restore_report: dict[str, Any] | None = None
         if snapshot_path:
-            self.restore_report = self.restore(snapshot_path)
+            self.restore_report = self.restore_many([snapshot_path])
 
     def _reset(self) -> None:
         config = self.config
@@ -153,7 +154,7 @@ class ReplayShardWorker:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "shard": self.shard_id,
+            spec.SHARD: self.shard_id,
             **self._summary(),
             **self.counters,
             "capacity": self.capacity,
@@ -181,52 +182,43 @@ class ReplayShardWorker:
         return {"saved": True, "path": str(path), "size": len(self.replay), "bytes": written,
                 "seconds": time.perf_counter() - start}  # fmt: skip
 
-    def restore(self, path: str) -> dict[str, Any]:
-        """Load a snapshot; on any problem the shard starts empty and the answer says why (never raises)."""
-        try:
-            arrays, meta = load_state_dir(path)
-            previous = self.replay, self.limiter, self.streams, self.counters, self._sample_seq
-            self._reset()
-            try:
-                self.replay.load_state_dict(arrays, meta)
-                worker = meta["worker"]
-                self.limiter.load_state_dict(worker["limiter"])
-                self.counters.update({k: int(v) for k, v in worker["counters"].items() if k in self.counters})
-                self.streams = {(int(a), int(i)): _Stream(int(s)) for a, i, s in worker["streams"]}
-                self._sample_seq = int(worker["sample_seq"])
-            except (KeyError, TypeError, ValueError):
-                self.replay, self.limiter, self.streams, self.counters, self._sample_seq = previous
-                raise
-        except (OSError, KeyError, TypeError, ValueError) as error:
-            self._reset()
-            return {"restored": False, "path": str(path), "size": 0, "error": f"{type(error).__name__}: {error}"}
-        return {"restored": True, "path": str(path), "size": len(self.replay), "error": None}
-
     def restore_many(self, paths: list[str]) -> dict[str, Any]:
         """Restore from the snapshots of zero or more shards of an earlier run (a different shard count on resume).
 
-        One snapshot of this shard's exact layout is restored as is (counters and streams included); otherwise
-        every readable snapshot's items are re-inserted with their priorities, oldest snapshot first, the ring
-        evicting the oldest when they exceed this shard's capacity. Unreadable snapshots are skipped and reported;
-        this never raises, so a shard always starts.
+        The rule is `distdqn.replay.restore_snapshots`'s: one snapshot of this shard's layout is loaded exactly,
+        and then this shard's counters, sender streams and limiter come back with it; otherwise every readable
+        snapshot's items are re-inserted with their priorities, and the bookkeeping starts fresh (the limiter
+        counting the restored items as inserted). Unreadable snapshots are skipped and reported; this never raises,
+        so a shard always starts.
         """
-        if len(paths) == 1:
-            report = self.restore(paths[0])
-            if report["restored"]:
-                return {**report, "shard": self.shard_id}
         self._reset()
-        errors = []
-        for path in paths:
+        report = restore_snapshots(self.replay, paths)
+        errors = list(report.errors)
+        restored_bookkeeping = False
+        if report.exact:
             try:
-                arrays, _ = load_state_dir(path)
-                columns = {name: arrays[f"field.{name}"] for name in self.schema}
-                self.replay.add_prioritized(columns, arrays["priorities"])
-            except (OSError, KeyError, TypeError, ValueError) as error:
-                errors.append(f"{path}: {type(error).__name__}: {error}")
-        self.limiter.on_insert(len(self.replay))
+                self._load_bookkeeping(report.meta["worker"])
+                restored_bookkeeping = True
+            except (KeyError, TypeError, ValueError) as error:  # the items are fine: keep them
+                errors.append(f"{paths[0]}: shard bookkeeping: {type(error).__name__}: {error}")
+        if not restored_bookkeeping:
+            self.limiter.on_insert(len(self.replay))
         return {
             "restored": not errors,
-            "shard": self.shard_id,
+            spec.SHARD: self.shard_id,
             "size": len(self.replay),
+            "exact": report.exact,
             "error": "; ".join(errors) or None,
         }
+
+    def _load_bookkeeping(self, worker: dict[str, Any]) -> None:
+        """The counters, streams and limiter counts `snapshot` saved; all or (raising) nothing is changed."""
+        counters = {k: int(v) for k, v in worker["counters"].items() if k in self.counters}
+        streams = {(int(a), int(i)): _Stream(int(s)) for a, i, s in worker["streams"]}
+        sample_seq = int(worker["sample_seq"])
+        limiter = worker["limiter"]
+        inserted, sampled = int(limiter["inserted"]), int(limiter["sampled"])
+        self.counters.update(counters)
+        self.streams = streams
+        self._sample_seq = sample_seq
+        self.limiter.load_counts(inserted, sampled)

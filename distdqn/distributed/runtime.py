@@ -24,7 +24,7 @@ from distdqn.distributed.launcher import check_resources, cluster_has_gpu, init_
 from distdqn.distributed.learner_worker import LEARNER_TIMING_KEYS, LearnerSetup, LearnerWorker
 from distdqn.distributed.param_store import ParameterStore
 from distdqn.distributed.replay_worker import ReplayShardWorker
-from distdqn.local import TaskShape, task_shape
+from distdqn.envs import TaskShape, task_shape
 from distdqn.runtime import ActorView, EpisodeRecord, Progress, RuntimeState, actor_seed
 
 # Hundreds of small calls per second flow between the workers; Ray's per-task event reporting (for its state API
@@ -83,7 +83,7 @@ def connect_components(config: Config, shape: TaskShape) -> Topology:
     shards = [
         ray.remote(ReplayShardWorker)
         .options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1, **WORKER_OPTIONS)
-        .remote(k, shape.vocab_size, shape.max_len, shape.with_mask, c.replay, c.run.seed * 7919 + k)
+        .remote(k, shape=shape, config=c.replay, seed=c.run.seed * 7919 + k)
         for k in range(c.replay.num_shards)
     ]
     learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
@@ -105,7 +105,7 @@ class RayRuntime:
     def __init__(self, config: Config):
         self.config = config
         self.started_ray = init_ray(config.cluster, cpus_needed=cpus_needed(config)[0])
-        self.topo = connect_components(config, task_shape(config))
+        self.topo = connect_components(config, task_shape(config.env))
         self.restarts = 0
         self._slices: dict[int | str, deque] = {}  # worker key -> its queued run() calls, oldest first
         self._stopping = False

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distdqn.envs.base import TextEnv
 from distdqn.typed import suggest
+
+if TYPE_CHECKING:
+    from distdqn.config import EnvConfig
 
 _REGISTRY: dict[str, Callable[..., TextEnv]] = {}
 
@@ -71,3 +74,15 @@ def make_env(
         raise ValueError(f"difficulty must be one of {list(DIFFICULTIES)}, got {difficulty!r}")
     factory = resolve(task)
     return factory(num_envs=num_envs, seed=seed, split=split, difficulty=difficulty, **options)
+
+
+def make_env_from_config(env_config: EnvConfig, num_envs: int, seed: int = 0, split: str = "train") -> TextEnv:
+    """`make_env` for a run's `env` section: its task, difficulty and options, with `num_envs` slots."""
+    return make_env(
+        env_config.task,
+        num_envs=num_envs,
+        seed=seed,
+        split=split,
+        difficulty=env_config.difficulty,
+        **env_config.options,
+    )

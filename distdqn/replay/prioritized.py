@@ -35,9 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from distdqn import spec
 from distdqn.replay.sumtree import SumMinTree
-
-FieldSpec = dict[str, tuple[np.dtype, tuple[int, ...]]]
 
 STATE_VERSION = 1
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -49,7 +48,7 @@ class PrioritizedReplay:
     def __init__(
         self,
         capacity: int,
-        fields: FieldSpec,
+        fields: spec.Schema,
         alpha: float,
         priority_eps: float,
         shard_id: int = 0,
@@ -67,7 +66,9 @@ class PrioritizedReplay:
         self.alpha = float(alpha)
         self.priority_eps = float(priority_eps)
         self.shard_id = int(shard_id)
-        self.fields: FieldSpec = {k: (np.dtype(dt), tuple(int(d) for d in shape)) for k, (dt, shape) in fields.items()}
+        self.fields: spec.Schema = {
+            k: (np.dtype(dt), tuple(int(d) for d in shape)) for k, (dt, shape) in fields.items()
+        }
         for name in self.fields:
             if not _SAFE_NAME.match(name):
                 raise ValueError(f"field name {name!r} must match {_SAFE_NAME.pattern}")
@@ -177,12 +178,12 @@ class PrioritizedReplay:
         out = {name: np.ascontiguousarray(rows[name]) for name in self.fields}
         weight = p * (1.0 / self._tree.min)
         weight **= -beta
-        out["weight"] = weight.astype(np.float32)
-        out["prob"] = p / self._tree.total
-        out["priority"] = p
-        out["shard"] = np.full(slots.shape[0], self.shard_id, dtype=np.int32)
-        out["slot"] = slots
-        out["generation"] = self.generation_of(slots)
+        out[spec.WEIGHT] = weight.astype(np.float32)
+        out[spec.PROB] = p / self._tree.total
+        out[spec.PRIORITY] = p
+        out[spec.SHARD] = np.full(slots.shape[0], self.shard_id, dtype=np.int32)
+        out[spec.SLOT] = slots
+        out[spec.GENERATION] = self.generation_of(slots)
         return out
 
     def generation_of(self, slots: np.ndarray) -> np.ndarray:
@@ -229,8 +230,8 @@ class PrioritizedReplay:
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """(arrays, meta): stored items in slot order and their priorities, plus JSON-able counters and RNG state."""
         size = len(self)
-        arrays = {f"field.{name}": column[:size] for name, column in self._data.items()}
-        arrays["priorities"] = self._tree.leaves(size)
+        arrays = {spec.SNAPSHOT_FIELD_PREFIX + name: column[:size] for name, column in self._data.items()}
+        arrays[spec.SNAPSHOT_PRIORITIES] = self._tree.leaves(size)
         meta = {
             "version": STATE_VERSION,
             "capacity": self.capacity,
@@ -257,11 +258,11 @@ class PrioritizedReplay:
             )
         inserted = int(meta["inserted"])
         size = min(inserted, self.capacity)
-        priorities = np.asarray(arrays["priorities"], dtype=np.float64)
+        priorities = np.asarray(arrays[spec.SNAPSHOT_PRIORITIES], dtype=np.float64)
         if priorities.shape != (size,) or not np.all(np.isfinite(priorities)) or np.any(priorities <= 0):
             raise ValueError(f"snapshot priorities: expected {size} finite positive values, got {priorities.shape}")
         for name, (dtype, shape) in self.fields.items():
-            column = arrays.get(f"field.{name}")
+            column = arrays.get(spec.SNAPSHOT_FIELD_PREFIX + name)
             if column is None or column.dtype != dtype or column.shape != (size, *shape):
                 got = None if column is None else f"{column.dtype}{column.shape}"
                 raise ValueError(f"snapshot field {name!r}: expected {dtype}{(size, *shape)}, got {got}")
@@ -269,7 +270,7 @@ class PrioritizedReplay:
         rng.bit_generator.state = meta["rng"]
         # Validated: now mutate.
         for name, column in self._data.items():
-            column[:size] = arrays[f"field.{name}"]
+            column[:size] = arrays[spec.SNAPSHOT_FIELD_PREFIX + name]
         self._tree.rebuild(priorities)
         self._rng = rng
         self.inserted = inserted

@@ -14,12 +14,14 @@ from distdqn import spec, wire  # noqa: E402
 from distdqn.config import ReplayConfig  # noqa: E402
 from distdqn.distributed.replay_client import ShardedReplayClient  # noqa: E402
 from distdqn.distributed.replay_worker import ReplayShardWorker  # noqa: E402
+from distdqn.envs import TaskShape  # noqa: E402
 from distdqn.replay import RateLimiter  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 VOCAB, MAX_LEN = 300, 8
-SCHEMA = spec.transition_dtypes(VOCAB, MAX_LEN)
+SHAPE = TaskShape(VOCAB, MAX_LEN, with_mask=False, token_values=np.full(VOCAB, np.nan, np.float32))
+SCHEMA = SHAPE.transition_dtypes()
 CONFIG = ReplayConfig(capacity=3000, num_shards=3, min_size_to_sample=10, samples_per_insert=0.0)
 
 
@@ -40,7 +42,11 @@ def ray_local():
 
 
 def make_shard(k: int, config: ReplayConfig = CONFIG, snapshot_path: str | None = None):
-    return ray.remote(ReplayShardWorker).options(num_cpus=0).remote(k, VOCAB, MAX_LEN, False, config, k, snapshot_path)
+    return (
+        ray.remote(ReplayShardWorker)
+        .options(num_cpus=0)
+        .remote(k, shape=SHAPE, config=config, seed=k, snapshot_path=snapshot_path)
+    )
 
 
 def transitions(ids: np.ndarray) -> dict[str, np.ndarray]:

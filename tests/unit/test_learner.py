@@ -7,7 +7,7 @@ import torch
 from distdqn import spec
 from distdqn.actor import Actor
 from distdqn.config import ActorConfig, EnvConfig, LearnerConfig, NetworkConfig
-from distdqn.learner import Learner
+from distdqn.learner import Learner, metrics_to_floats
 
 torch.set_num_threads(1)
 NET = NetworkConfig(embed_dim=8, hidden_dim=16)
@@ -32,8 +32,20 @@ def test_update_lowers_loss_on_a_fixed_batch(batch):
     for _ in range(40):
         _, m = learner.update(batch[0])
     assert td0.shape == (len(batch[0][spec.ACTION]),) and td0.dtype == np.float32
-    assert m["loss"] < 0.5 * m0["loss"] and learner.updates == 41
-    assert {"loss", "q_mean", "grad_norm", "abs_td_mean"} <= set(m)
+    first, last = metrics_to_floats(m0), metrics_to_floats(m)
+    assert last["loss"] < 0.5 * first["loss"] and learner.updates == 41
+    assert {"loss", "q_mean", "grad_norm", "abs_td_mean"} <= set(last)
+
+
+def test_metrics_are_detached_scalar_tensors_until_logged(batch):
+    td, metrics = make_learner(batch).update(batch[0])
+    for name, value in metrics.items():  # no host sync per metric: they stay tensors
+        assert isinstance(value, torch.Tensor) and value.dim() == 0 and not value.requires_grad, name
+    floats = metrics_to_floats(metrics)
+    assert set(floats) == set(metrics) and all(type(v) is float for v in floats.values())
+    assert floats["abs_td_mean"] == pytest.approx(float(td.mean()), rel=1e-5)
+    assert metrics_to_floats({"a": torch.tensor(2.0), "b": 0.5}) == {"a": 2.0, "b": 0.5}
+    assert metrics_to_floats({}) == {}
 
 
 def test_target_syncs_exactly_on_schedule(batch):
@@ -90,7 +102,12 @@ def test_state_dict_is_weights_only_loadable(batch, tmp_path):
     learner.update(batch[0])
     torch.save(learner.state_dict(), tmp_path / "s.pt")
     loaded = torch.load(tmp_path / "s.pt", weights_only=True)
-    make_learner(batch).load_state_dict(loaded)
+    other = make_learner(batch)
+    other.load_state_dict(loaded)
+    assert other.updates == learner.updates == 1
+    for (k, x), y in zip(learner.online.state_dict().items(), other.online.state_dict().values(), strict=True):
+        assert torch.equal(x, y), k
+    assert other.optimizer.state_dict()["state"].keys() == learner.optimizer.state_dict()["state"].keys()
 
 
 def test_masked_batch_updates(batch):
@@ -98,7 +115,7 @@ def test_masked_batch_updates(batch):
     masked = dict(fields)
     masked[spec.MASK_NEXT] = np.packbits(np.ones((len(fields[spec.ACTION]), vocab), bool), axis=-1, bitorder="little")
     td, m = make_learner(batch).update(masked)
-    assert np.isfinite(td).all() and np.isfinite(m["loss"])
+    assert np.isfinite(td).all() and np.isfinite(metrics_to_floats(m)["loss"])
 
 
 @pytest.mark.gpu
@@ -110,5 +127,5 @@ def test_cuda_update_matches_cpu(batch, bf16):
     gpu = Learner(NET, LearnerConfig(device="cuda", bf16=bf16), vocab, max_len, seed=0)
     td_cpu, _ = cpu.update(batch[0])
     td_gpu, m = gpu.update(batch[0])
-    assert np.isfinite(m["loss"]) and gpu.snapshot()[1]["head.advantage.weight"].dtype == np.float32
+    assert np.isfinite(metrics_to_floats(m)["loss"]) and gpu.snapshot()[1]["head.advantage.weight"].dtype == np.float32
     np.testing.assert_allclose(td_gpu, td_cpu, atol=5e-2 if bf16 else 1e-3)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from distdqn.config import NetworkConfig
-from distdqn.networks import build_network, numeric_token_values
+from distdqn.envs import numeric_token_values
+from distdqn.networks import build_network
 from tests.unit.network_checks import check_advance_matches_q_all, check_causal
 
 torch.set_num_threads(1)

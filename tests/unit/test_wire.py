@@ -44,8 +44,8 @@ def test_sample_round_trip_with_meta():
     meta = {"total": 6.5, "min": 0.25, "size": 4, "inserted": 9}
     message = wire.decode_sample(wire.encode_sample(batch, schema, shard=1, seq=5, meta=meta), schema)
     assert message.kind == "sample" and message.actor == 1 and message.meta == meta
-    assert "weight" not in message.fields
-    np.testing.assert_array_equal(message.fields["generation"], batch["generation"])
+    assert spec.WEIGHT not in message.fields
+    np.testing.assert_array_equal(message.fields[spec.GENERATION], batch[spec.GENERATION])
 
 
 SCHEMA = spec.transition_dtypes(300, 8)
@@ -98,7 +98,7 @@ def mutate(path: tuple, value=None, delete: bool = False):
         (mutate(("fields", spec.TOKENS, 2), "text"), spec.TOKENS),
         (mutate(("fields", spec.RETURN, 1), [4]), spec.RETURN),  # unequal leading dimension
         (mutate(("fields", spec.RETURN), ["<f4", [5]]), spec.RETURN),
-        (mutate(("fields", wire.PRIORITY, 2), np.full(5, np.nan, np.float32).tobytes()), wire.PRIORITY),
+        (mutate(("fields", spec.PRIORITY, 2), np.full(5, np.nan, np.float32).tobytes()), spec.PRIORITY),
         (mutate(("meta",), {"k": [1, 2]}), "meta"),
         (mutate(("meta",), {1: 2}), "message"),  # strict_map_key
     ],

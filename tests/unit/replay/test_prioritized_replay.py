@@ -28,7 +28,7 @@ def chi_square(replay: PrioritizedReplay, draws: int = 100_000) -> tuple[float, 
     size = len(replay)
     counts = np.zeros(replay.capacity)
     for _ in range(draws // 1000):
-        np.add.at(counts, replay.sample(1000, beta=0.4)["slot"], 1)
+        np.add.at(counts, replay.sample(1000, beta=0.4)[spec.SLOT], 1)
     p = replay._tree.get(np.arange(size))
     expected = draws * p / p.sum()
     assert counts[size:].sum() == 0
@@ -49,8 +49,8 @@ def test_add_returns_fifo_keys_and_wraps():
     assert len(replay) == 10 and replay.inserted == 13
     batch = replay.sample(200, beta=0.4)
     # slot s holds the item with generation g (g % 10 == s) and return_n == g
-    np.testing.assert_array_equal(batch["slot"], batch["generation"] % 10)
-    np.testing.assert_array_equal(batch[spec.RETURN], batch["generation"])
+    np.testing.assert_array_equal(batch[spec.SLOT], batch[spec.GENERATION] % 10)
+    np.testing.assert_array_equal(batch[spec.RETURN], batch[spec.GENERATION])
 
 
 @pytest.mark.parametrize("inserted", [0, 3, 9, 10, 11, 25, 1000])
@@ -78,11 +78,11 @@ def test_sample_columns_and_weights():
     n = 4
     prob = p / p.sum()
     expected_w = (n * prob) ** -0.4 / (n * prob.min()) ** -0.4
-    np.testing.assert_allclose(batch["weight"], expected_w[batch["slot"]], rtol=1e-6)
-    np.testing.assert_allclose(batch["prob"], prob[batch["slot"]])
-    assert batch["shard"].dtype == np.int32 and set(batch["shard"].tolist()) == {2}
+    np.testing.assert_allclose(batch[spec.WEIGHT], expected_w[batch[spec.SLOT]], rtol=1e-6)
+    np.testing.assert_allclose(batch[spec.PROB], prob[batch[spec.SLOT]])
+    assert batch[spec.SHARD].dtype == np.int32 and set(batch[spec.SHARD].tolist()) == {2}
     assert batch[spec.TOKENS].shape == (64, MAX_LEN) and batch[spec.TOKENS].dtype == FIELDS[spec.TOKENS][0]
-    assert batch["weight"].max() <= 1.0
+    assert batch[spec.WEIGHT].max() <= 1.0
 
 
 def test_new_items_get_the_running_max_priority():
@@ -98,7 +98,7 @@ def test_sampling_frequencies_match_priorities_after_updates_and_evictions():
     replay.add(make_batch(0, 40), rng.random(40) * 5)
     assert_matches_priorities(replay)
     batch = replay.sample(30, beta=0.4)
-    replay.update_priorities(batch["slot"], batch["generation"], rng.random(30) * 10)
+    replay.update_priorities(batch[spec.SLOT], batch[spec.GENERATION], rng.random(30) * 10)
     assert_matches_priorities(replay)
     replay.add(make_batch(40, 50), rng.random(50))  # wraps: evicts the 30 oldest
     assert_matches_priorities(replay)
@@ -108,14 +108,14 @@ def test_update_for_an_overwritten_item_is_ignored():
     replay = make_replay(capacity=4)
     replay.add(make_batch(0, 4), np.ones(4))
     batch = replay.sample(8, beta=0.4)
-    stale_slots, stale_gens = batch["slot"].copy(), batch["generation"].copy()
+    stale_slots, stale_gens = batch[spec.SLOT].copy(), batch[spec.GENERATION].copy()
     replay.add(make_batch(4, 4), np.ones(4))  # overwrites every slot
     before = replay._tree.get(np.arange(4)).copy()
     applied = replay.update_priorities(stale_slots, stale_gens, np.full(stale_slots.size, 100.0))
     assert applied == 0
     np.testing.assert_array_equal(replay._tree.get(np.arange(4)), before)
     fresh = replay.sample(8, beta=0.4)
-    assert replay.update_priorities(fresh["slot"], fresh["generation"], np.full(8, 100.0)) == 8
+    assert replay.update_priorities(fresh[spec.SLOT], fresh[spec.GENERATION], np.full(8, 100.0)) == 8
 
 
 def test_update_skips_out_of_range_and_non_finite():
@@ -146,7 +146,7 @@ def test_state_dict_round_trip_through_a_directory(tmp_path):
     replay = make_replay(capacity=32, seed=3)
     replay.add(make_batch(0, 50), np.random.default_rng(0).random(50))
     batch = replay.sample(10, 0.4)
-    replay.update_priorities(batch["slot"], batch["generation"], np.arange(10.0))
+    replay.update_priorities(batch[spec.SLOT], batch[spec.GENERATION], np.arange(10.0))
     arrays, meta = replay.state_dict()
     json.dumps(meta)  # JSON-able
     save_state_dir(tmp_path / "snap", arrays, meta)
@@ -169,7 +169,7 @@ def test_load_state_dict_rejects_a_different_layout_and_stays_unchanged(tmp_path
     other = make_replay(capacity=16)
     with pytest.raises(ValueError, match="capacity"):
         other.load_state_dict(arrays, meta)
-    arrays = dict(arrays, priorities=arrays["priorities"][:2])
+    arrays = {**arrays, spec.SNAPSHOT_PRIORITIES: arrays[spec.SNAPSHOT_PRIORITIES][:2]}
     target = make_replay(capacity=32)
     with pytest.raises(ValueError, match="priorities"):
         target.load_state_dict(arrays, meta)

@@ -64,7 +64,7 @@ def test_sharded_sampling_matches_one_unsharded_replay():
             batch = shard.sample(int(count), beta)
             got = batch[spec.RETURN].astype(int)
             np.add.at(sharded_counts, got, 1)
-            weights_by_id[got] = global_weights(batch["priority"], total, n_items, min_p, beta)
+            weights_by_id[got] = global_weights(batch[spec.PRIORITY], total, n_items, min_p, beta)
 
     p = (td + 1e-3) ** alpha
     expected = draws * p / p.sum()
@@ -78,6 +78,6 @@ def test_sharded_sampling_matches_one_unsharded_replay():
     # the global weights equal the unsharded replay's weights for the same item
     single_batch = single.sample(2000, beta)
     single_w = np.zeros(n_items)
-    single_w[single_batch[spec.RETURN].astype(int)] = single_batch["weight"]
+    single_w[single_batch[spec.RETURN].astype(int)] = single_batch[spec.WEIGHT]
     seen = (weights_by_id > 0) & (single_w > 0)
     np.testing.assert_allclose(weights_by_id[seen], single_w[seen], rtol=1e-5)
