@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 _spec = importlib.util.spec_from_file_location("local_cluster", REPO / "scripts" / "local_cluster.py")
-local_cluster = importlib.util.module_from_spec(_spec)
+local_cluster = sys.modules["local_cluster"] = importlib.util.module_from_spec(_spec)  # (dataclasses look it up)
 _spec.loader.exec_module(local_cluster)
 
 TRAIN = [
