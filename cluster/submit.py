@@ -25,6 +25,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EXCLUDES = [".venv", "runs", ".git", "**/__pycache__"]
+# `ray job stop` sends SIGTERM, then SIGKILL after this many seconds (Ray's default: 3), read from the job's
+# environment: time for the run to stop its workers and write its last checkpoint
+STOP_WAIT_S = 60
 DASHBOARD_PORT = 8265
 
 
@@ -109,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     job_id = client.submit_job(
         entrypoint=entrypoint(args.python, train_args),
         submission_id=args.submission_id,
-        runtime_env={"working_dir": str(REPO), "excludes": EXCLUDES},
+        runtime_env={
+            "working_dir": str(REPO),
+            "excludes": EXCLUDES,
+            "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)},
+        },
     )
     print(f"submitted job {job_id} to {job_server_url(args.address)}", flush=True)
     if args.no_wait:

@@ -4,6 +4,7 @@ of a submitted run. Each run must have placed its workers on both nodes; nothing
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,8 +55,11 @@ print(json.dumps({job: sorted(ids) for job, ids in nodes.items()}))
 @pytest.fixture(scope="module")
 def cluster():
     # PYTHONPATH on the nodes plays the role of distdqn installed on every node (the `--address` path needs it);
-    # submitted jobs bring their own code (working_dir), which Ray puts first on the path
-    c = local_cluster.LocalCluster(workers=1, num_cpus=1, env={"PYTHONPATH": str(REPO)})
+    # submitted jobs bring their own code (working_dir), which Ray puts first on the path. The venv is not on the
+    # nodes' PATH (as when Ray is started as `.venv/bin/ray start`): jobs must name the cluster's Python.
+    venv_bin = Path(sys.executable).parent
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p) != venv_bin)
+    c = local_cluster.LocalCluster(workers=1, num_cpus=1, env={"PYTHONPATH": str(REPO), "PATH": path})
     c.start()
     yield c
     c.stop()
