@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -111,6 +112,7 @@ class LocalCluster:
             raise ValueError(f"num_cpus has {len(cpus)} entries for {self.num_nodes} nodes (head + {workers})")
         self.cpus = cpus
         # short: Ray's socket paths (DIR/session_*/sockets/...) must stay under ~107 characters
+        self.own_directory = directory is None  # made here: removed by stop()
         self.directory = Path(directory or tempfile.mkdtemp(prefix="lc-", dir="/tmp")).resolve()
         self.extra_env = dict(env or {})
         self.dashboard_port = dashboard_port
@@ -242,9 +244,10 @@ class LocalCluster:
 
     def stop(self, grace_s: float = 15.0) -> None:
         """End every process of this cluster, by PID: SIGTERM (Ray's own graceful shutdown), then SIGKILL."""
-        if self.state is None:
-            return
-        stop_cluster(self.state, grace_s)
+        if self.state is not None:
+            stop_cluster(self.state, grace_s)
+        if self.own_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> LocalCluster:
         return self.start()
