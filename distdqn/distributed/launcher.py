@@ -52,9 +52,13 @@ def init_ray(cluster: ClusterConfig, runtime_env: dict | None = None, cpus_neede
 
     No address (neither `cluster.address` nor RAY_ADDRESS) means a fresh embedded instance, never an instance that
     happens to run on the machine (`address="local"`), with `cluster.num_cpus` logical CPUs (default: this machine's
-    count, raised to `cpus_needed` so the topology fits; Ray CPUs are scheduling tokens, the OS shares the cores). Joining by address uses Ray's token authentication: Ray 2.59+
-    starts clusters with RAY_AUTH_MODE=token, and a client must then set it too and find the token (RAY_AUTH_TOKEN,
-    RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, as printed by `ray get-auth-token` on the head node).
+    count, raised to `cpus_needed` so the topology fits; Ray CPUs are scheduling tokens, the OS shares the cores).
+
+    Joining by address (host:port of the head's GCS, or 'auto') makes this process a Ray driver: it must run on a
+    node of the cluster (a machine where `ray start` runs); from elsewhere, submit the run as a Ray job
+    (cluster/submit.sh). Joining uses Ray's token authentication (Ray 2.52+; Ray 2.59 turned it on by default for
+    local clusters, 2.61 for all clusters): RAY_AUTH_MODE=token unless set, and the token from RAY_AUTH_TOKEN,
+    RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token (as printed by `ray get-auth-token` on the head node).
     """
     if ray.is_initialized():
         return False
@@ -82,7 +86,10 @@ def init_ray(cluster: ClusterConfig, runtime_env: dict | None = None, cpus_neede
         ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
     except (ConnectionError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ClusterConnectError(f"cannot join the Ray cluster at {address}: {first}") from None
+        raise ClusterConnectError(
+            f"cannot join the Ray cluster at {address}: {first} (`--address` works on a node of the cluster; "
+            "from another machine submit a Ray job: cluster/submit.sh)"
+        ) from None
     return False
 
 

@@ -1,0 +1,132 @@
+"""A real two-node Ray cluster (head + worker, separate `ray start` processes on loopback, token auth with the
+cluster's own token): `distdqn train --address` from a node, `cluster/submit.sh` from a clean clone, and the resume
+of a submitted run. Each run must have placed its workers on both nodes; nothing of the cluster is left afterwards."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+_spec = importlib.util.spec_from_file_location("local_cluster", REPO / "scripts" / "local_cluster.py")
+local_cluster = sys.modules["local_cluster"] = importlib.util.module_from_spec(_spec)  # (dataclasses look it up)
+_spec.loader.exec_module(local_cluster)
+
+TRAIN = [
+    "--task",
+    "tests.fakes:CopyEnv",
+    "env.options={held_out: false}",
+    "env.envs_per_actor=16",
+    "network.embed_dim=16",
+    "network.hidden_dim=32",
+    "replay.capacity=4000",
+    "replay.min_size_to_sample=256",
+    "learner.lr=3e-3",
+    "run.eval_episodes=64",
+    "--actors",
+    "2",
+    "--quiet",
+    "--examples",
+    "0",
+    # 2 x 0.5 + 0.5 + 1 shard x 0.25 = 1.75 CPUs: more than one node has (1 CPU each), so the run must span both
+    "cluster.actor_num_cpus=0.5",
+    "cluster.learner_num_cpus=0.5",
+]
+
+# which nodes each job's actors ran on, from Ray's state API (the dashboard of the head)
+NODES_BY_JOB = """
+import json, sys
+from collections import defaultdict
+from ray.util.state import list_actors
+nodes = defaultdict(set)
+for a in list_actors(address=sys.argv[1], detail=True, limit=10000, raise_on_missing_output=False):
+    if a.class_name in ("ActorWorker", "LearnerWorker", "ReplayShardWorker") and a.node_id:
+        nodes[a.job_id].add(a.node_id)
+print(json.dumps({job: sorted(ids) for job, ids in nodes.items()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # PYTHONPATH on the nodes plays the role of distdqn installed on every node (the `--address` path needs it);
+    # submitted jobs bring their own code (working_dir), which Ray puts first on the path. The venv is not on the
+    # nodes' PATH (as when Ray is started as `.venv/bin/ray start`): jobs must name the cluster's Python.
+    venv_bin = Path(sys.executable).parent
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p) != venv_bin)
+    c = local_cluster.LocalCluster(workers=1, num_cpus=1, env={"PYTHONPATH": str(REPO), "PATH": path})
+    c.start()
+    yield c
+    c.stop()
+    assert local_cluster.marked_pids(c.state.cluster_id) == [], "processes of the test cluster left running"
+
+
+def nodes_by_job(cluster) -> dict[str, list[str]]:
+    out = subprocess.run(
+        [sys.executable, "-c", NODES_BY_JOB, cluster.dashboard_url],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def assert_new_job_spanned_nodes(cluster, before: dict[str, list[str]]) -> None:
+    after = nodes_by_job(cluster)
+    new = {job: nodes for job, nodes in after.items() if job not in before}
+    assert len(new) == 1, f"expected one new job with distdqn workers, got {new}"
+    (nodes,) = new.values()
+    assert len(nodes) == 2, f"the run's workers all ran on one node: {nodes}"
+
+
+def run(cmd, cluster, cwd, timeout=300, **env):
+    out = subprocess.run(
+        cmd, cwd=cwd, env=cluster.env | env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert out.returncode == 0, f"{cmd[:4]} failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    return out
+
+
+def test_train_address_on_a_cluster_node(cluster, tmp_path):
+    before = nodes_by_job(cluster)
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "distdqn", "train", *TRAIN, "--max-updates", "200"]
+    cmd += ["--address", cluster.address, "--run-dir", str(run_dir), "--json", str(run_dir / "summary.json")]
+    run(cmd, cluster, tmp_path, PYTHONPATH=str(REPO))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["updates"] >= 200 and summary["stop_reason"].startswith("update budget")
+    assert_new_job_spanned_nodes(cluster, before)
+
+
+def test_submit_from_clean_clone_then_resume(cluster, tmp_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
+    assert not (clone / ".venv").exists()
+    submit = ["bash", str(clone / "cluster" / "submit.sh"), cluster.dashboard_url, "--python", sys.executable]
+    run_dir = tmp_path / "runs" / "submitted"  # absolute, outside the job's working directory
+    client = {"PYTHON": sys.executable}  # the submitting machine's Python (with ray); not the cluster's
+
+    before = nodes_by_job(cluster)
+    train = [*TRAIN, "--max-updates", "200", "--run-dir", str(run_dir), "--json", str(run_dir / "summary.json")]
+    out = run([*submit, "--", *train], cluster, tmp_path, **client)
+    assert "SUCCEEDED" in out.stdout
+    first = json.loads((run_dir / "summary.json").read_text())
+    assert first["run_dir"] == str(run_dir) and (run_dir / "checkpoints" / "latest").exists()
+    assert_new_job_spanned_nodes(cluster, before)
+
+    before = nodes_by_job(cluster)
+    resume = ["--resume", str(run_dir), "--max-updates", "400", "--quiet", "--examples", "0"]
+    resume += ["--json", str(run_dir / "resumed.json")]
+    out = run([*submit, "--", *resume], cluster, tmp_path, **client)
+    resumed = json.loads((run_dir / "resumed.json").read_text())
+    assert resumed["run_dir"] == str(run_dir)
+    assert resumed["updates"] >= 400, resumed
+    assert resumed["updates"] > first["updates"]
+    assert_new_job_spanned_nodes(cluster, before)
