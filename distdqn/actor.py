@@ -89,6 +89,10 @@ class Actor:
         self._rows = np.arange(self.num_envs)
         self._restart_episodes()
 
+    def set_num_actors(self, num_actors: int) -> None:
+        """Move this actor to its rung of the Ape-X ladder for `num_actors` actors (the run was scaled)."""
+        self.final_epsilon = epsilon_ladder(self.actor_index, num_actors, self.config.eps_base, self.config.eps_alpha)
+
     @property
     def epsilon(self) -> float:
         return decayed_epsilon(self.env_steps, self.final_epsilon, self.config.eps_decay_steps)

@@ -1,5 +1,5 @@
-"""The `distdqn` command line: train (distributed on Ray by default, `--local` in one process), eval, generate,
-show-config and tasks."""
+"""The `distdqn` command line: train (on Ray by default, `--local` in one process), status and scale (of a running
+or finished run), eval, generate, show-config and tasks."""
 
 from __future__ import annotations
 
@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--split", choices=["train", "test"], default="test")
         e.add_argument("--seed", type=int, default=0)
         e.add_argument("--json", metavar="PATH", help="write the evaluation summary as JSON")
+
+    st = sub.add_parser("status", help="state, progress and health of a run (live or finished), from its run directory")
+    st.add_argument("run", metavar="RUN_DIR", help="the run directory (runs/<name>, or --run-dir of the run)")
+    st.add_argument("--json", action="store_true", help="print the status record as JSON")
+
+    sc = sub.add_parser("scale", help="change the actor count of a running run")
+    sc.add_argument("run", metavar="RUN_DIR", help="the run directory of the running run")
+    sc.add_argument("--actors", type=int, required=True, help="the new number of actors")
+    sc.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the run to apply it (0: don't)")
 
     s = sub.add_parser("show-config", help="print the resolved config (defaults <- YAML <- overrides)")
     _add_config_args(s)
@@ -167,6 +176,41 @@ def cmd_eval(args: argparse.Namespace, print_all: bool) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from distdqn.control import format_status, read_status
+
+    status = read_status(Path(args.run))
+    print(json.dumps(status, indent=1) if args.json else format_status(status))
+    return 0
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    import time
+
+    from distdqn.control import read_status, request_scale
+
+    status = read_status(Path(args.run))
+    if not status["live"]:
+        raise ValueError(f"{args.run}: the run is not running (state: {status['state']}); resume it with --actors")
+    request = request_scale(Path(args.run), args.actors)
+    print(f"asked {args.run} for {args.actors} actors (request {request})")
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        status = read_status(Path(args.run))
+        if status.get("control_request") == request and status.get("actors_alive") == args.actors:
+            print(f"running {args.actors} actors; epsilons {sorted(status['epsilons'].values(), reverse=True)}")
+            return 0
+        if not status["live"]:
+            raise ValueError(f"{args.run}: the run stopped before applying the request (state: {status['state']})")
+        time.sleep(0.5)
+    if args.wait:
+        print(f"not applied within {args.wait:g} s (alive: {status.get('actors_alive')}); `distdqn status` will tell")
+        return 1
+    return 0
+
+
 def cmd_tasks() -> int:
     from distdqn.envs.registry import BUILTIN_TASKS, DIFFICULTIES, make_env
 
@@ -196,11 +240,18 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args)
         if args.command in ("eval", "generate"):
             return cmd_eval(args, print_all=args.command == "generate")
+        if args.command == "status":
+            return cmd_status(args)
+        if args.command == "scale":
+            return cmd_scale(args)
         if args.command == "show-config":
             print(dump_yaml(resolve_config(args)), end="")
             return 0
         if args.command == "tasks":
             return cmd_tasks()
+    except KeyboardInterrupt:  # a second stop signal (the first one stops the run after a final checkpoint)
+        print("distdqn: stopped at once by a second signal; the last complete checkpoint stands", file=sys.stderr)
+        return 130
     except ConfigError as e:
         print(f"distdqn: {e}", file=sys.stderr)
         return 2

@@ -98,6 +98,20 @@ class LocalRuntime:
         self.publish()
         return report.size, report.errors
 
+    def scale(self, num_actors: int) -> bool:
+        cfg = self.config
+        while len(self.actors) > num_actors:
+            self.actors.pop()  # nothing in flight: its transitions are in the replay already
+        for i in range(len(self.actors), num_actors):
+            actor = Actor(
+                cfg.env, cfg.network, cfg.actor, actor_index=i, num_actors=num_actors, seed=actor_seed(cfg.run.seed, i)
+            )
+            actor.load_weights(self.learner.version, self.learner.weights())
+            self.actors.append(actor)
+        for actor in self.actors:
+            actor.set_num_actors(num_actors)
+        return True
+
     def stop(self) -> Progress:
         return self._totals(Progress())  # nothing is in flight in one process
 
@@ -154,6 +168,7 @@ class LocalRuntime:
         progress.sampled = self.limiter.sampled
         progress.version = self.learner.version
         progress.actors = {i: ActorView(a.epsilon, a.weights_version) for i, a in enumerate(self.actors)}
+        progress.shard_sizes = [len(self.replay)]
         progress.metrics = {
             "replay.size": len(self.replay),
             "learner.target_syncs": self.learner.target_version,

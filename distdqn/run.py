@@ -52,6 +52,7 @@ class RunTracker:
         self.counters = counters or Counters()
         self._wall_at_start = self.counters.wall_s
         self.startup_s: float | None = None  # this session's set-up before training (see start_clock)
+        self.last_checkpoint: str | None = None  # the latest checkpoint written in this session
         self._last_log = 0.0
         self._last_counters = dataclasses.replace(self.counters)
         self.start_clock()  # the supervisor restarts it once every component is up
@@ -112,6 +113,7 @@ class RunTracker:
         self._last_checkpoint = (self.clock(), self.counters.updates)
         if path is None:
             return
+        self.last_checkpoint = str(path)
         self.sinks.write(
             self.counters.env_steps,
             {"kind": "checkpoint", "path": str(path), "updates": self.counters.updates, "wall_s": self.wall_s()},
@@ -151,8 +153,8 @@ class RunTracker:
     def log_due(self) -> bool:
         return self.clock() - self._last_log >= self.config.run.log_interval_s
 
-    def log(self, extras: dict[str, Any]) -> None:
-        """A metrics record with rates since the previous one, and the live progress line."""
+    def log(self, extras: dict[str, Any]) -> dict[str, Any]:
+        """A metrics record with rates since the previous one, and the live progress line; the record."""
         now = self.clock()
         dt = max(now - self._last_rate_time, 1e-9)
         c, prev = self.counters, self._last_counters
@@ -201,6 +203,7 @@ class RunTracker:
             if c.last_success is not None:
                 parts.append(f"eval {c.last_success:.2f}")
             self.progress.show(" | ".join(parts))
+        return record
 
     def message(self, text: str) -> None:
         if self.progress:

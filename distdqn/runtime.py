@@ -9,6 +9,7 @@ shutdown, the summary — and asks a runtime only to:
     latest_weights()              the newest published online weights (numpy), for held-out evaluation
     state_dict() / write_replay() what a checkpoint holds
     load_state_dict(...)          continue from a checkpoint
+    scale(num_actors)             change the actor count while training (False: busy with the previous change)
     stop()                        stop producing and flush what is in flight (the final `Progress`)
     close()                       release every resource (idempotent)
 """
@@ -38,6 +39,7 @@ class ActorView:
 
     epsilon: float
     version: int  # the weights version it acts with
+    node: str | None = None  # where it runs (Ray node id), None in one process
 
 
 @dataclasses.dataclass
@@ -55,6 +57,7 @@ class Progress:
     sampled: int | None = None
     version: int | None = None
     actors: dict[int, ActorView] = dataclasses.field(default_factory=dict)  # by actor index, latest known
+    shard_sizes: list[int] = dataclasses.field(default_factory=list)  # transitions per replay shard, latest known
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)  # runtime-specific: learner.*, replay.*, ...
     messages: list[str] = dataclasses.field(default_factory=list)  # events worth a console line (restarts, ...)
     failure: str | None = None  # set when the run cannot go on (e.g. the learner died)
@@ -88,6 +91,12 @@ class Runtime(Protocol):
 
     def load_state_dict(self, state: RuntimeState, replay_snapshots: list[Path]) -> tuple[int, list[str]]:
         """Continue from a checkpoint: (transitions in the replay afterwards, problems worth a message)."""
+        ...
+
+    def scale(self, num_actors: int) -> bool:
+        """Run `num_actors` actors from now on: new ones join on the epsilon ladder recomputed for the new count,
+        removed ones (the highest indices) finish their in-flight pushes first. False while a previous change is
+        still being carried out (ask again later); the learner never stops."""
         ...
 
     def stop(self) -> Progress: ...

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from distdqn import checkpoint as ck
+from distdqn import control
 from distdqn.config import Config
 from distdqn.evaluation import evaluate
 from distdqn.run import Counters, RunTracker
@@ -60,15 +61,23 @@ class Supervisor:
         self._actors: dict[int, ActorView] = {}
         self._metrics: dict[str, Any] = {}
         self.signal: str | None = None  # the name of the first stop signal received
+        self._record: dict[str, Any] = {}  # the latest metrics record
+        self._shard_sizes: list[int] = []
+        self.actors_target = config.actor.num_actors  # `distdqn scale` changes it while the run goes on
+        request = control.read_request(directory)  # a request left from an earlier session is not replayed
+        self._applied_request = request["id"] if request else None
 
     # ---- the run ----------------------------------------------------------------------------------------------
     def run(self, examples: int = 0) -> dict[str, Any]:
         """Train until a budget, the target, a signal or a failure stops the run; then stop the runtime, evaluate,
         write the final checkpoint, print `examples` held-out generations; the summary."""
         with self._stop_signals():
+            self.publish_status("starting")
             self.runtime.start()
             self.tracker.start_clock(self.setup_began)
+            self.publish_status("running")
             reason = self._loop()
+            self.publish_status("stopping", reason)
             self._fold(self.runtime.stop())
             failed = reason.startswith("failed")
             if self.tracker.counters.last_success is None or not reason.startswith("target reached"):
@@ -77,6 +86,7 @@ class Supervisor:
                 self.save_checkpoint(final=True)
             if examples and not failed:
                 self.show_examples(examples)
+            self.publish_status("failed" if failed else "finished", reason)
         return self.tracker.summary(reason)
 
     def _loop(self) -> str:
@@ -93,8 +103,10 @@ class Supervisor:
                     return f"failed: {progress.failure}"
                 if tracker.eval_due():
                     self.evaluate()
+                self._apply_control()
                 if tracker.log_due():
-                    tracker.log(self._extras())
+                    self._record = tracker.log(self._extras())
+                    self.publish_status("running")
                 if tracker.checkpoint_due():
                     self.save_checkpoint()
         except KeyboardInterrupt:  # Ctrl-C where no handler could be installed (not the main thread)
@@ -137,9 +149,66 @@ class Supervisor:
             self._episodes.popleft()
         if p.actors:
             self._actors = dict(p.actors)
+        if p.shard_sizes:
+            self._shard_sizes = list(p.shard_sizes)
         self._metrics.update(p.metrics)
         for text in p.messages:
             self.tracker.message(text)
+
+    # ---- status and control ------------------------------------------------------------------------------------
+    def _apply_control(self) -> None:
+        """Take a new `distdqn scale` request, and carry out the actor target when the runtime can."""
+        request = control.read_request(self.tracker.dir)
+        if request is not None and request["id"] != self._applied_request:
+            self._applied_request = request["id"]
+            self.actors_target = request["actors"]
+            self.tracker.message(f"[control] request {request['id']}: {self.actors_target} actors")
+        actor = self.config.actor
+        if self.actors_target != actor.num_actors and self.runtime.scale(self.actors_target):
+            actor.num_actors = self.actors_target  # checkpoints (and so resumes) keep the new count
+
+    def publish_status(self, state: str, reason: str | None = None) -> None:
+        """Write status.json (see `distdqn.control`); a failure to write is not the run's failure."""
+        c, r = self.tracker.counters, self._record
+        by_node: dict[str, int] = {}
+        for view in self._actors.values():
+            if view.node:
+                by_node[view.node[:12]] = by_node.get(view.node[:12], 0) + 1
+        status = {
+            "state": state,
+            "stop_reason": reason,
+            "run_dir": str(self.tracker.dir),
+            "task": self.config.env.task,
+            "difficulty": self.config.env.difficulty,
+            "wall_s": self.tracker.wall_s(),
+            "env_steps": c.env_steps,
+            "updates": c.updates,
+            "inserted": c.inserted,
+            "sampled": c.sampled,
+            "env_steps_per_s": r.get("rate.env_steps_per_s"),
+            "updates_per_s": r.get("rate.updates_per_s"),
+            "samples_per_insert": c.sampled / c.inserted if c.inserted else None,
+            "eval_success": c.last_success,
+            "best_success": c.best_success,
+            "target_success": self.config.run.target_success or None,
+            "time_to_target_s": c.time_to_target_s,
+            "train_success": r.get("train.success"),
+            "actors_alive": len(self._actors),
+            "actors_target": self.actors_target,
+            "actor_restarts": r.get("actor.restarts", 0),
+            "actors_by_node": by_node,
+            "epsilons": {str(i): round(v.epsilon, 6) for i, v in sorted(self._actors.items())},
+            "version": c.version,
+            "version_lag": r.get("version_lag"),
+            "replay_size": r.get("replay.size"),
+            "replay_shards": self._shard_sizes,
+            "last_checkpoint": self.tracker.last_checkpoint,
+            "control_request": self._applied_request,
+        }
+        try:
+            control.write_status(self.tracker.dir, status)
+        except OSError as error:
+            self.tracker.message(f"[status] cannot write status.json ({error})")
 
     def _extras(self) -> dict[str, Any]:
         """The run's metrics beyond the counters: training success (overall and by epsilon), actor view, and the

@@ -235,5 +235,11 @@ class ActorWorker:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.actor.load_state_dict(state)
 
+    def set_num_actors(self, num_actors: int) -> None:
+        """The run was scaled to `num_actors`: a new rung on the epsilon ladder and a new estimate of global inserts
+        for the rate limiter."""
+        self.num_actors = num_actors
+        self.actor.set_num_actors(num_actors)
+
     def ping(self) -> bool:
         return True

@@ -43,8 +43,8 @@ class Topology:
     param_store: Any
     shards: list
     learner: Any
-    actors: list
-    incarnations: list[int]
+    actors: list  # by index: the live actors (scaling down removes the highest indices)
+    incarnations: dict[int, int]  # actor index -> its latest incarnation (kept when scaled away: never reused)
     actor_setup: ActorSetup  # what a new actor incarnation is built from
 
 
@@ -95,7 +95,7 @@ def connect_components(config: Config, shape: TaskShape) -> Topology:
     )
     actor_setup = ActorSetup(c.env, c.network, c.actor, c.replay, c.actor.num_actors, shards, param_store, timeout)
     actors = [make_actor(actor_setup, c, i, 0) for i in range(c.actor.num_actors)]
-    return Topology(param_store, shards, learner, actors, [0] * c.actor.num_actors, actor_setup)
+    return Topology(param_store, shards, learner, actors, dict.fromkeys(range(c.actor.num_actors), 0), actor_setup)
 
 
 class RayRuntime:
@@ -115,6 +115,8 @@ class RayRuntime:
         self.timing = dict.fromkeys(TIMING_KEYS, 0.0)
         self.learner_timing = dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
         self._progress = Progress()
+        self._retiring: set[int] = set()  # actors being scaled away: no new slices, then a flush, then killed
+        self._flushing: set[int] = set()
 
     # ---- the Runtime protocol ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -195,6 +197,45 @@ class RayRuntime:
         ray.get([a.load_state_dict.remote(s) for a, s in zip(topo.actors, state.actors, strict=False)], timeout=timeout)
         return sum(r.get("size", 0) for r in reports), problems
 
+    def scale(self, num_actors: int) -> bool:
+        """Add actors (new indices, fresh incarnations) or retire the highest indices: a retiring actor gets no new
+        slice, flushes its in-flight pushes, then is killed. Every actor moves to its rung of the ladder for the
+        new count (and the rate limiter's estimate of global inserts uses it)."""
+        topo = self.topo
+        if self._retiring:
+            return False
+        current = len(topo.actors)
+        if num_actors == current:
+            return True
+        topo.actor_setup = dataclasses.replace(topo.actor_setup, num_actors=num_actors)
+        for i in range(min(current, num_actors)):
+            topo.actors[i].set_num_actors.remote(num_actors)  # runs after the slices already queued
+        for i in range(current, num_actors):
+            topo.incarnations[i] = topo.incarnations.get(i, -1) + 1
+            topo.actors.append(make_actor(topo.actor_setup, self.config, i, topo.incarnations[i]))
+            self._queue_slices(i)
+        self._retiring.update(range(num_actors, current))
+        self._progress.messages.append(f"[supervisor] scaling from {current} to {num_actors} actors")
+        return True
+
+    def _retire(self, key: int) -> None:
+        """Flush a retiring actor once its queued slices are done; kill it once its flush answered."""
+        queue = self._slices[key]
+        if key in self._flushing:
+            self._flushing.discard(key)
+            self._retiring.discard(key)
+            self._slices.pop(key, None)
+            self._actors.pop(key, None)
+            try:
+                ray.kill(self.topo.actors[key], no_restart=True)
+            except REMOTE_FAILURES:
+                pass
+            if not self._retiring:
+                del self.topo.actors[self.topo.actor_setup.num_actors :]
+        elif not queue:
+            queue.append(self.topo.actors[key].flush.remote())
+            self._flushing.add(key)
+
     def stop(self) -> Progress:
         """Let the queued slices finish (no new ones), then flush every worker's pushes and priority updates."""
         self._stopping = True
@@ -243,11 +284,16 @@ class RayRuntime:
                 self._progress.failure = f"the learner died ({type(e).__name__})"
                 return
             self._slices[key].clear()
-            if not self._stopping:
+            if key in self._retiring:  # it was leaving anyway
+                self._flushing.add(key)
+                self._retire(key)
+            elif not self._stopping:
                 self.restart_actor(key, type(e).__name__)
             return
         self._fold(key, stats)
-        if not self._stopping:
+        if key in self._retiring:
+            self._retire(key)
+        elif not self._stopping:
             self._queue_slices(key)
 
     def restart_actor(self, index: int, problem: str) -> None:
@@ -292,7 +338,8 @@ class RayRuntime:
         ls = self._learner_stats
         if ls:
             p.updates, p.sampled, p.version = ls["updates"], ls["sampled"], ls["version"]
-        p.actors = {i: ActorView(s["epsilon"], s["version"]) for i, s in self._actors.items()}
+        p.actors = {i: ActorView(s["epsilon"], s["version"], s.get("node")) for i, s in self._actors.items()}
+        p.shard_sizes = list(ls.get("replay", {}).get("sizes", [])) if ls else []
         p.metrics = self._metrics()
         return p
 
