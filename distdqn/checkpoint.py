@@ -295,7 +295,11 @@ def save_run(
 def load_counters(path: Path):
     from distdqn.run import Counters
 
-    return Counters(**read_state(find_checkpoint(path))["counters"])
+    checkpoint = find_checkpoint(path)
+    try:
+        return Counters(**read_state(checkpoint)["counters"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{checkpoint / STATE_FILE}: counters missing or of the wrong shape ({e})") from None
 
 
 def replay_snapshot_dirs(checkpoint: Path) -> list[Path]:

@@ -260,6 +260,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"distdqn: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # anything else (an unwritable run directory, a task that raises, ...): one line
+        if os.environ.get("DISTDQN_DEBUG"):
+            raise
+        from distdqn.supervisor import describe
+
+        print(f"distdqn: error: {describe(e)} (DISTDQN_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
     return 1
 
 

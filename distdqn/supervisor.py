@@ -40,6 +40,12 @@ TRAIN_WINDOW_EPISODES = 1_000  # training success and return are averaged over a
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def describe(error: BaseException) -> str:
+    """`Type: first line of the message`: how a failure is named in one line."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
 class Supervisor:
     """Owns one run's life around `runtime` (see the module docstring); `run()` returns the run summary."""
 
@@ -76,18 +82,27 @@ class Supervisor:
             self.runtime.start()
             self.tracker.start_clock(self.setup_began)
             self.publish_status("running")
-            reason = self._loop()
+            try:
+                reason = self._loop()
+            except Exception as error:  # a bug or an environment problem (a task raising, a full disk, ...)
+                reason = f"failed: {describe(error)}"
             self.publish_status("stopping", reason)
-            self._fold(self.runtime.stop())
             failed = reason.startswith("failed")
+            self._attempt("stopping the workers", lambda: self._fold(self.runtime.stop()))
             if self.tracker.counters.last_success is None or not reason.startswith("target reached"):
-                self.evaluate()  # the final held-out success of the weights the run ends with
-            if not failed:  # a dead learner has no state to save; the last checkpoint stands
-                self.save_checkpoint(final=True)
+                self._attempt("the final evaluation", self.evaluate)  # the success of the weights the run ends with
+            self._attempt("the final checkpoint", lambda: self.save_checkpoint(final=True))
             if examples and not failed:
-                self.show_examples(examples)
+                self._attempt("the examples", lambda: self.show_examples(examples))
             self.publish_status("failed" if failed else "finished", reason)
         return self.tracker.summary(reason)
+
+    def _attempt(self, what: str, step: Callable[[], Any]) -> None:
+        """One step of the shutdown; its failure (after a failed run, the learner may be gone) is one line."""
+        try:
+            step()
+        except Exception as error:
+            self.tracker.message(f"[supervisor] {what} failed: {describe(error)}")
 
     def _loop(self) -> str:
         tracker = self.tracker
@@ -289,7 +304,12 @@ class Supervisor:
         actors by index (extra actors start fresh), rate limiter, replay snapshots. Call before `run()`."""
         checkpoint = ck.find_checkpoint(path)
         saved = ck.read_state(checkpoint)
-        state = RuntimeState(ck.load_learner_state(checkpoint), saved["limiter"], saved["actors"])
+        try:
+            state = RuntimeState(ck.load_learner_state(checkpoint), saved["limiter"], list(saved["actors"]))
+        except (KeyError, TypeError) as error:
+            raise ck.CheckpointError(
+                f"{checkpoint / ck.STATE_FILE}: not a checkpoint state ({describe(error)})"
+            ) from None
         size, problems = self.runtime.load_state_dict(state, ck.replay_snapshot_dirs(checkpoint))
         for problem in problems:
             self.tracker.message(f"[resume] {problem}")

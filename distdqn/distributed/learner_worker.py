@@ -10,7 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import ray
+import torch
 
 from distdqn.config import LearnerConfig, NetworkConfig, ReplayConfig
 from distdqn.distributed.actor_worker import REMOTE_FAILURES
@@ -145,6 +147,23 @@ class LearnerWorker:
         self.client.refresh()
         self.limiter.inserted = int(self.client.inserted.sum())
         self.limiter.sampled = int(self.limiter.expected_samples())
+
+    def recover(
+        self, state: dict[str, Any] | None, weights: dict[str, np.ndarray] | None, published_version: int
+    ) -> dict[str, Any]:
+        """Continue after the previous learner died: its latest checkpoint `state` (optimizer, counters, limiter;
+        None: start fresh), then the last published `weights` when they are newer than the checkpoint (online and
+        target networks). The weights version continues above the published one, so actors take the next
+        publication."""
+        if state is not None:
+            self.load_state_dict(state)
+        used_weights = weights is not None and published_version > self.learner.version
+        if used_weights:
+            tensors = {k: torch.from_numpy(np.array(v)) for k, v in weights.items()}
+            self.learner.online.load_state_dict(tensors)
+            self.learner.target.load_state_dict(tensors)
+        self.learner.version = max(self.learner.version, published_version)
+        return {"updates": self.learner.updates, "used_weights": used_weights}
 
     def ping(self) -> bool:
         return True

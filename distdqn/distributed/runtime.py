@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 import ray
 
-from distdqn.config import Config
+from distdqn import checkpoint as ck
+from distdqn.config import Config, run_dir
 from distdqn.distributed.actor_worker import REMOTE_FAILURES, TIMING_KEYS, ActorSetup, ActorWorker
 from distdqn.distributed.launcher import check_resources, cluster_has_gpu, init_ray
 from distdqn.distributed.learner_worker import LEARNER_TIMING_KEYS, LearnerSetup, LearnerWorker
 from distdqn.distributed.param_store import ParameterStore
 from distdqn.distributed.replay_worker import ReplayShardWorker
+from distdqn.distributed.restarts import RestartPolicy
 from distdqn.envs import TaskShape, task_shape
 from distdqn.runtime import ActorView, EpisodeRecord, Progress, RuntimeState, actor_seed
 
@@ -46,6 +48,8 @@ class Topology:
     actors: list  # by index: the live actors (scaling down removes the highest indices)
     incarnations: dict[int, int]  # actor index -> its latest incarnation (kept when scaled away: never reused)
     actor_setup: ActorSetup  # what a new actor incarnation is built from
+    learner_setup: LearnerSetup  # what a restarted learner is built from
+    learner_gpus: int
 
 
 def make_actor(setup: ActorSetup, config: Config, index: int, incarnation: int):
@@ -53,6 +57,30 @@ def make_actor(setup: ActorSetup, config: Config, index: int, incarnation: int):
         ray.remote(ActorWorker)
         .options(num_cpus=config.cluster.actor_num_cpus, **WORKER_OPTIONS)
         .remote(setup, index, incarnation, actor_seed(config.run.seed, index, incarnation))
+    )
+
+
+def _describe(error: Exception) -> str:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first}"[:300] if first else type(error).__name__
+
+
+def _latest_learner_state(config: Config) -> tuple[dict[str, Any] | None, str]:
+    """The learner state (+ limiter) of the run's latest checkpoint, and where it came from ('no checkpoint' when
+    there is none: the learner restarts from scratch, or from the published weights)."""
+    try:
+        checkpoint = ck.find_checkpoint(run_dir(config))
+        state = ck.read_state(checkpoint)
+        return {"learner": ck.load_learner_state(checkpoint), "limiter": state["limiter"]}, f"checkpoint {checkpoint}"
+    except (FileNotFoundError, ck.CheckpointError, KeyError):
+        return None, "no checkpoint"
+
+
+def make_learner(setup: LearnerSetup, config: Config, num_gpus: int):
+    return (
+        ray.remote(LearnerWorker)
+        .options(num_cpus=config.cluster.learner_num_cpus, num_gpus=num_gpus, **WORKER_OPTIONS)
+        .remote(setup, config.run.seed)
     )
 
 
@@ -88,14 +116,11 @@ def connect_components(config: Config, shape: TaskShape) -> Topology:
     ]
     learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
     learner_setup = LearnerSetup(c.network, learner_cfg, c.replay, shape, shards, param_store, timeout)
-    learner = (
-        ray.remote(LearnerWorker)
-        .options(num_cpus=c.cluster.learner_num_cpus, num_gpus=num_gpus, **WORKER_OPTIONS)
-        .remote(learner_setup, c.run.seed)
-    )
+    learner = make_learner(learner_setup, c, num_gpus)
     actor_setup = ActorSetup(c.env, c.network, c.actor, c.replay, c.actor.num_actors, shards, param_store, timeout)
     actors = [make_actor(actor_setup, c, i, 0) for i in range(c.actor.num_actors)]
-    return Topology(param_store, shards, learner, actors, dict.fromkeys(range(c.actor.num_actors), 0), actor_setup)
+    incarnations = dict.fromkeys(range(c.actor.num_actors), 0)
+    return Topology(param_store, shards, learner, actors, incarnations, actor_setup, learner_setup, num_gpus)
 
 
 class RayRuntime:
@@ -106,7 +131,7 @@ class RayRuntime:
         self.config = config
         self.started_ray = init_ray(config.cluster, cpus_needed=cpus_needed(config)[0])
         self.topo = connect_components(config, task_shape(config.env))
-        self.restarts = 0
+        self.restarts = {"actor": 0, "learner": 0, "shard": 0}  # restarts this session, by worker kind
         self._slices: dict[int | str, deque] = {}  # worker key -> its queued run() calls, oldest first
         self._stopping = False
         self._seen: dict[tuple[int, int], dict[str, int]] = {}  # (actor, incarnation) -> totals already counted
@@ -117,6 +142,10 @@ class RayRuntime:
         self._progress = Progress()
         self._retiring: set[int] = set()  # actors being scaled away: no new slices, then a flush, then killed
         self._flushing: set[int] = set()
+        cc = config.cluster
+        self.policy = RestartPolicy(cc.max_restarts, cc.restart_window_s, cc.restart_backoff_s)
+        self._due: dict[int | str, tuple[float, str]] = {}  # worker key -> (restart time, its last error)
+        self._answered: dict[int | str, float] = {}  # worker key -> when it last answered (hung-worker detection)
 
     # ---- the Runtime protocol ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -141,12 +170,16 @@ class RayRuntime:
     def _pump(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0 and not self._progress.failure:
+            self._check_health()
             heads = {queue[0]: key for key, queue in self._slices.items() if queue}
+            if self._due:  # wake up for the next restart
+                left = max(min(left, min(due for due, _ in self._due.values()) - time.monotonic()), 0.0)
             if not heads:
-                break
+                time.sleep(left)
+                continue
             ready, _ = ray.wait(list(heads), num_returns=1, timeout=left)
             if not ready:
-                break
+                continue
             ready, _ = ray.wait(list(heads), num_returns=len(heads), timeout=0)
             for ref in ready:
                 self._take(heads[ref], ref)
@@ -270,31 +303,63 @@ class RayRuntime:
         return self.topo.learner if key == LEARNER else self.topo.actors[key]
 
     def _queue_slices(self, key: int | str) -> None:
+        self._answered.setdefault(key, time.monotonic())
         queue = self._slices.setdefault(key, deque())
         while len(queue) < QUEUED_SLICES:
             queue.append(self._worker(key).run.remote(WORK_SLICE_S))
 
     def _take(self, key: int | str, ref: Any) -> None:
-        """One finished slice: fold its stats and queue the next; a dead worker is replaced or ends the run."""
+        """One finished slice: fold its stats and queue the next; a dead worker is restarted (or ends the run)."""
         self._slices[key].popleft()
         try:
             stats = ray.get(ref)
         except REMOTE_FAILURES as e:
-            if key == LEARNER:
-                self._progress.failure = f"the learner died ({type(e).__name__})"
-                return
             self._slices[key].clear()
             if key in self._retiring:  # it was leaving anyway
                 self._flushing.add(key)
                 self._retire(key)
             elif not self._stopping:
-                self.restart_actor(key, type(e).__name__)
+                self._failed(key, _describe(e))
             return
+        self._answered[key] = time.monotonic()
         self._fold(key, stats)
         if key in self._retiring:
             self._retire(key)
         elif not self._stopping:
             self._queue_slices(key)
+
+    # ---- failures ---------------------------------------------------------------------------------------------
+    def _check_health(self) -> None:
+        """Start the restarts that are due; a worker that has not answered for `cluster.call_timeout_s` (stopped,
+        or stuck) is killed and treated as dead."""
+        now = time.monotonic()
+        for key, (due, problem) in list(self._due.items()):
+            if due <= now:
+                del self._due[key]
+                self._restart_learner(problem) if key == LEARNER else self.restart_actor(key, problem)
+        timeout = self.config.cluster.call_timeout_s
+        for key, queue in list(self._slices.items()):
+            if queue and key not in self._retiring and now - self._answered.get(key, now) > timeout:
+                try:
+                    ray.kill(self._worker(key), no_restart=True)
+                except REMOTE_FAILURES:
+                    pass
+                queue.clear()
+                self._failed(key, f"no answer for {timeout:g} s (hung?)")
+
+    def _failed(self, key: int | str, problem: str) -> None:
+        """Schedule the restart of a dead worker after its back-off, or end the run past its restart cap."""
+        name = "the learner" if key == LEARNER else f"actor {key}"
+        delay = self.policy.delay(key)
+        if delay is None:
+            cc = self.config.cluster
+            self._progress.failure = (
+                f"{name} failed {cc.max_restarts + 1} times within {cc.restart_window_s:g} s; last error: {problem}"
+            )
+            return
+        self._answered.pop(key, None)
+        self._due[key] = (time.monotonic() + delay, problem)
+        self._progress.messages.append(f"[supervisor] {name} failed ({problem}); restarting in {delay:.1f} s")
 
     def restart_actor(self, index: int, problem: str) -> None:
         """Replace actor `index` with a new incarnation (new seed stream, same epsilon, fresh sequence numbers)."""
@@ -304,14 +369,46 @@ class RayRuntime:
         except REMOTE_FAILURES:
             pass
         topo.incarnations[index] += 1
-        self.restarts += 1
-        self._progress.messages.append(
-            f"[supervisor] actor {index} failed ({problem}); starting incarnation {topo.incarnations[index]}"
-        )
+        self.restarts["actor"] += 1
+        self._progress.messages.append(f"[supervisor] actor {index}: starting incarnation {topo.incarnations[index]}")
         topo.actors[index] = make_actor(topo.actor_setup, self.config, index, topo.incarnations[index])
         self._actors.pop(index, None)
         self._slices[index] = deque()
         self._queue_slices(index)
+
+    def _restart_learner(self, problem: str) -> None:
+        """A new learner from the latest checkpoint (optimizer, counters, limiter), with the last published weights
+        when they are newer; the message says what was lost."""
+        topo = self.topo
+        try:
+            ray.kill(topo.learner, no_restart=True)
+        except REMOTE_FAILURES:
+            pass
+        self.restarts["learner"] += 1
+        topo.learner = make_learner(topo.learner_setup, self.config, topo.learner_gpus)
+        state, source = _latest_learner_state(self.config)
+        version, weights = -1, None
+        try:
+            version, ref, _ = ray.get(topo.param_store.latest.remote(-1), timeout=self.config.cluster.call_timeout_s)
+            weights = ray.get(ref[0], timeout=self.config.cluster.call_timeout_s) if ref else None
+        except REMOTE_FAILURES:
+            pass
+        try:
+            restored = ray.get(
+                topo.learner.recover.remote(state, weights, version),
+                timeout=max(self.config.cluster.call_timeout_s, 120),
+            )
+        except REMOTE_FAILURES as e:
+            self._failed(LEARNER, _describe(e))
+            return
+        before = self._learner_stats.get("updates", 0)
+        self._progress.messages.append(
+            f"[supervisor] learner restarted ({problem}) from {source}"
+            + (f" and the published weights v{version}" if restored["used_weights"] else "")
+            + f": updates {before} -> {restored['updates']} ({max(before - restored['updates'], 0)} lost)"
+        )
+        self._slices[LEARNER] = deque()
+        self._queue_slices(LEARNER)
 
     def _fold(self, key: int | str, s: dict[str, Any]) -> None:
         """Fold one worker's stats (totals, and its window since its previous stats) into the pending Progress."""
@@ -346,7 +443,7 @@ class RayRuntime:
     def _metrics(self) -> dict[str, Any]:
         actors = self._actors.values()
         m: dict[str, Any] = {
-            "actor.restarts": self.restarts,
+            **{f"{kind}.restarts": n for kind, n in self.restarts.items()},
             "actor.pushes": sum(s["pushes"] for s in actors),
             "actor.push_failures": sum(s["push_failures"] for s in actors),
             "actor.shards_alive_min": min((s["shards_alive"] for s in actors), default=None),
