@@ -51,9 +51,9 @@ def restore_states(
     replay: PrioritizedReplay, states: Sequence[State], labels: Sequence[str] | None = None, allow_exact: bool = True
 ) -> RestoreReport:
     """Load in-memory snapshots (`state_dict` output, e.g. read by a driver and sent over) into `replay` by the rule
-    in the module docstring. `labels` name the states in `errors` (default: their index); `allow_exact=False`
+    in the module docstring. `labels` name the states in `errors` (default: "state <index>"); `allow_exact=False`
     forces re-insertion (the file wrapper uses it when some of several snapshots could not be read)."""
-    labels = [str(i) for i in range(len(states))] if labels is None else list(labels)
+    labels = [f"state {i}" for i in range(len(states))] if labels is None else list(labels)
     errors = []
     for state, label in zip(states, labels, strict=True):
         arrays, meta = state if isinstance(state, (tuple, list)) and len(state) == 2 else (None, None)
