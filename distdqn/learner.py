@@ -14,6 +14,10 @@ Returns the new |td| [B] (the replay's new priorities before its exponent) and a
 tensors. Copying |td| to the host is the one sync point per update (the replay needs it); the metrics stay on the
 device until a caller logs them with `metrics_to_floats` (on a GPU each float() would be a sync of its own).
 `snapshot()` bumps `version` and returns the online weights as CPU numpy arrays for the actors.
+
+Non-finite numbers: an update whose loss or gradient norm is NaN or inf takes no optimizer step (counted in
+`skipped_updates` and `consecutive_skips`); `snapshot()` and `state_dict()` raise `NonFiniteWeightsError` rather than
+hand out a NaN or inf weight (one check per publication or checkpoint, on the host copies they make anyway).
 """
 
 from __future__ import annotations
@@ -37,11 +41,27 @@ def resolve_device(name: str) -> torch.device:
 
 
 def metrics_to_floats(metrics: dict[str, torch.Tensor | float]) -> dict[str, float]:
-    """`Learner.update`'s metrics as Python floats, for a log record: one device-to-host copy for all of them."""
-    values = [torch.as_tensor(v).detach().float().reshape(()) for v in metrics.values()]
-    if len({v.device for v in values}) == 1:
-        return dict(zip(metrics, torch.stack(values).tolist(), strict=True))
-    return {k: float(v) for k, v in zip(metrics, values, strict=True)}
+    """`Learner.update`'s metrics as Python floats, for a log record: one device-to-host copy for all the tensors
+    (plain numbers pass through)."""
+    out = {k: float(v) for k, v in metrics.items() if not isinstance(v, torch.Tensor)}
+    tensors = {k: v.detach().float().reshape(()) for k, v in metrics.items() if isinstance(v, torch.Tensor)}
+    if len({v.device for v in tensors.values()}) == 1:
+        out.update(zip(tensors, torch.stack(list(tensors.values())).tolist(), strict=True))
+    else:
+        out.update({k: float(v) for k, v in tensors.items()})
+    return {k: out[k] for k in metrics}
+
+
+class NonFiniteWeightsError(RuntimeError):
+    """A weight of the learner's network is NaN or inf; raised instead of handing it to actors or a checkpoint."""
+
+
+def _check_finite(weights: dict[str, np.ndarray | torch.Tensor], net: str) -> None:
+    """Raise `NonFiniteWeightsError` naming the first floating-point tensor of `weights` with a NaN or inf."""
+    for name, value in weights.items():
+        t = torch.as_tensor(value)  # no copy
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise NonFiniteWeightsError(f"{net} weight {name!r} holds NaN or inf")
 
 
 class Learner:
@@ -72,6 +92,8 @@ class Learner:
             weight_decay=learner_config.weight_decay,  # 0 (the default) is plain Adam
         )
         self.updates = 0  # optimizer steps taken
+        self.skipped_updates = 0  # updates whose loss or gradient norm was NaN/inf: no optimizer step was taken
+        self.consecutive_skips = 0  # skipped updates since the last good one (a run may stop after too many)
         self.version = 0  # weights version: bumped by each snapshot()
         self.target_version = 0  # number of hard target syncs so far
         self._autocast = learner_config.bf16 and self.device.type == "cuda"
@@ -82,9 +104,13 @@ class Learner:
             return t.pin_memory().to(self.device, dtype=dtype, non_blocking=True)
         return t.to(dtype=dtype) if dtype is not None else t
 
-    def update(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+    def update(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, torch.Tensor | float]]:
         """One gradient step on a sampled batch; returns (|td| [B] float32, metrics as detached 0-d tensors: `loss`,
-        `grad_norm`, `q_mean`, `target_mean`, `abs_td_mean`, `terminal_fraction`; see `metrics_to_floats`)."""
+        `grad_norm`, `q_mean`, `target_mean`, `abs_td_mean`, `terminal_fraction`, and floats `skipped_updates`,
+        `consecutive_skips`; see `metrics_to_floats`).
+
+        A non-finite loss or gradient norm skips the step: weights, Adam moments, target and `updates` stay as they
+        were, `skipped_updates` and `consecutive_skips` count it (a good update resets the latter)."""
         c = self.config
         crop = int(batch[spec.LEN_NEXT].max())  # shorter rows: less transfer and trunk work
         tokens = self._to_device(batch[spec.TOKENS][:, :crop].astype(np.int64, copy=False))
@@ -117,12 +143,26 @@ class Learner:
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), c.max_grad_norm)
-        self.optimizer.step()
-        self.updates += 1
-        self._update_target()
-
-        abs_td = out.abs_td.float().cpu().numpy()  # the one sync point per update
-        metrics = {**out.metrics, "loss": out.loss.detach(), "grad_norm": grad_norm.detach()}
+        # The one sync point per update: |td| for the replay, and with it whether loss and gradient norm are finite
+        # (a NaN or inf anywhere in the gradients makes the norm NaN or inf), so the step below can be skipped.
+        finite = torch.isfinite(out.loss.detach()) & torch.isfinite(grad_norm.detach())
+        host = torch.cat([out.abs_td.detach().float().reshape(-1), finite.float().reshape(1)]).cpu().numpy()
+        abs_td, ok = host[:-1], bool(host[-1])
+        if ok:
+            self.optimizer.step()
+            self.updates += 1
+            self.consecutive_skips = 0
+            self._update_target()
+        else:  # weights, optimizer moments and target untouched; the replay ignores the non-finite |td|
+            self.skipped_updates += 1
+            self.consecutive_skips += 1
+        metrics = {
+            **out.metrics,
+            "loss": out.loss.detach(),
+            "grad_norm": grad_norm.detach(),
+            "skipped_updates": float(self.skipped_updates),
+            "consecutive_skips": float(self.consecutive_skips),
+        }
         return abs_td, metrics
 
     def _update_target(self) -> None:
@@ -140,22 +180,37 @@ class Learner:
         self.target_version += 1
 
     def snapshot(self) -> tuple[int, dict[str, np.ndarray]]:
-        """Bump `version` and return (version, online weights as CPU numpy arrays) for the actors."""
+        """Bump `version` and return (version, online weights as CPU numpy arrays) for the actors.
+
+        Raises `NonFiniteWeightsError` (and keeps `version`) when a weight is NaN or inf: actors never get them.
+        """
+        weights = self.weights()
+        _check_finite(weights, "online")  # on the host copy: no extra device sync
         self.version += 1
-        return self.version, self.weights()
+        return self.version, weights
 
     def weights(self) -> dict[str, np.ndarray]:
         """The online weights as CPU float32 numpy arrays (no version bump: for evaluation)."""
         return {k: v.detach().to("cpu", torch.float32).numpy().copy() for k, v in self.online.state_dict().items()}
 
     def state_dict(self) -> dict:
-        """Tensors and counters: online, target, optimizer, counters (for safetensors + torch.save)."""
-        return {
+        """Tensors and counters: online, target, optimizer, counters (for safetensors + torch.save).
+
+        Raises `NonFiniteWeightsError` when an online or target weight is NaN or inf: no checkpoint holds them."""
+        state = {
             "online": {k: v.detach().cpu().clone() for k, v in self.online.state_dict().items()},
             "target": {k: v.detach().cpu().clone() for k, v in self.target.state_dict().items()},
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),  # no aliasing of the live Adam moments
-            "counters": {"updates": self.updates, "version": self.version, "target_version": self.target_version},
+            "counters": {
+                "updates": self.updates,
+                "version": self.version,
+                "target_version": self.target_version,
+                "skipped_updates": self.skipped_updates,
+            },
         }
+        for net in ("online", "target"):
+            _check_finite(state[net], net)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.online.load_state_dict(state["online"])
@@ -165,3 +220,5 @@ class Learner:
         self.updates = int(counters["updates"])
         self.version = int(counters["version"])
         self.target_version = int(counters["target_version"])
+        self.skipped_updates = int(counters.get("skipped_updates", 0))  # absent in older checkpoints
+        self.consecutive_skips = 0

@@ -18,6 +18,9 @@ Q(s_{t+n}, .) at position len_next-1.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Protocol
+
 import numpy as np
 
 TOKENS = "tokens"
@@ -77,3 +80,71 @@ def empty_batch(vocab_size: int, max_len: int, n: int = 0, with_mask: bool = Fal
         k: np.zeros((n, *shape), dtype=dt)
         for k, (dt, shape) in transition_dtypes(vocab_size, max_len, with_mask).items()
     }
+
+
+class FieldError(ValueError):
+    """A transition (or a message carrying transitions) failed validation; `field` names the offending field."""
+
+    def __init__(self, field: str, reason: str):
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class Sizes(Protocol):
+    """What `validate_transitions` needs to know of a task (an `envs.TaskShape` is one)."""
+
+    vocab_size: int
+    max_len: int
+    with_mask: bool
+
+
+def validate_transitions(batch: Mapping[str, np.ndarray], shape: Sizes) -> None:
+    """Raise `FieldError` naming the first field whose values a well-behaved actor cannot have produced.
+
+    Checked (vectorised, a few passes over the columns; dtypes and byte counts are the wire decoder's job):
+    exactly the fields of `shape.transition_dtypes()` (plus, optionally, `priority`), each with its per-item shape
+    (so a mask of the wrong width is named), equal item counts; token ids and the
+    action in [0, vocab_size); 1 <= len_s < len_next <= max_len; return_n finite; discount_n finite, in [0, 1];
+    mask_next (when present) exactly ceil(V/8) bytes wide with the padding bits past V clear.
+    """
+    vocab, max_len = int(shape.vocab_size), int(shape.max_len)
+    schema = transition_dtypes(vocab, max_len, bool(shape.with_mask))
+    extra = sorted(set(batch) - set(schema) - {PRIORITY})
+    if extra:
+        raise FieldError(extra[0], f"not a transition field of this task (fields: {sorted(schema)})")
+    n = None
+    for name, (_, item_shape) in schema.items():
+        if name not in batch:
+            raise FieldError(name, "missing")
+        array = np.asarray(batch[name])
+        if array.shape[1:] != item_shape:
+            raise FieldError(name, f"per-item shape {array.shape[1:]}, expected {item_shape}")
+        if n is None:
+            n = array.shape[0]
+        elif array.shape[0] != n:
+            raise FieldError(name, f"{array.shape[0]} items, other fields have {n}")
+    if not n:
+        return
+    for name in (TOKENS, ACTION):
+        ids = batch[name]
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= vocab:
+            raise FieldError(name, f"ids in [{low}, {high}], expected [0, {vocab})")
+    len_s, len_next = batch[LEN_S], batch[LEN_NEXT]
+    if int(len_s.min()) < 1 or int(len_s.max()) > max_len:
+        raise FieldError(LEN_S, f"lengths in [{len_s.min()}, {len_s.max()}], expected [1, {max_len}]")
+    if int(len_next.min()) < 1 or int(len_next.max()) > max_len:
+        raise FieldError(LEN_NEXT, f"lengths in [{len_next.min()}, {len_next.max()}], expected [1, {max_len}]")
+    if not (len_next > len_s).all():
+        bad = int(np.argmin(len_next > len_s))
+        raise FieldError(LEN_NEXT, f"item {bad}: len_next {len_next[bad]} <= len_s {len_s[bad]}")
+    if not np.isfinite(batch[RETURN]).all():
+        raise FieldError(RETURN, "not finite (NaN or inf)")
+    discount = batch[DISCOUNT]
+    if not (np.isfinite(discount).all() and discount.min() >= 0.0 and discount.max() <= 1.0):
+        raise FieldError(DISCOUNT, f"values in [{discount.min()}, {discount.max()}], expected finite in [0, 1]")
+    if MASK_NEXT in batch and vocab % 8:
+        padding = np.uint8(0xFF << (vocab % 8) & 0xFF)  # little bit order: bits vocab % 8 .. 7 of the last byte
+        if (batch[MASK_NEXT][:, -1] & padding).any():
+            raise FieldError(MASK_NEXT, f"bits set for actions >= vocab_size {vocab}")

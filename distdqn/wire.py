@@ -41,13 +41,11 @@ _HEADER_KEYS = frozenset({"v", "kind", "actor", "incarnation", "seq", "fields"})
 _MAX_HEADER_INT = (1 << 63) - 1
 
 
-class WireError(ValueError):
-    """A message failed validation; `field` names the offending field ("message"/"header" for the envelope)."""
+class WireError(spec.FieldError):
+    """A message failed validation; `field` names the offending field ("message"/"header" for the envelope).
 
-    def __init__(self, field: str, reason: str):
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{field}: {reason}")
+    A `spec.FieldError` (a ValueError), as is what `spec.validate_transitions` raises: a receiver catches one type.
+    """
 
 
 @dataclass(frozen=True)

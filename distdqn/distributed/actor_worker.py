@@ -28,6 +28,11 @@ TIMING_KEYS = ("t_collect", "t_encode", "t_push", "t_wait", "t_pull", "t_throttl
 # Failures of a remote peer (dead or restarting actor, lost object, timeout), as opposed to bugs in our code.
 REMOTE_FAILURES = (RayActorError, GetTimeoutError, OwnerDiedError, ObjectLostError)
 
+SHARD_RETRY_S = 5.0  # a shard that failed a push is probed again (one ping) after this long
+
+# Where every generated transition ends (stats()): transitions == inserted + rejected + duplicates + lost + in_flight.
+OUTCOME_KEYS = ("inserted", "rejected", "duplicates", "lost")
+
 
 @dataclass(frozen=True)
 class ActorSetup:
@@ -43,12 +48,30 @@ class ActorSetup:
     call_timeout_s: float = 60.0
 
 
+@dataclass
+class _Push:
+    shard: int
+    handle: Any  # the shard's handle when pushed (a replaced shard's late failure must not mark the new one down)
+    ref: Any  # ObjectRef of the shard's ack
+    items: int  # transitions in the message
+
+
 class ActorWorker:
     """Hosts one Actor. `run(seconds)` collects and pushes for one slice and returns `stats()` (counters, and timings
     since the last stats); `flush()` waits for the pushes in flight at the end of a run.
 
     `incarnation` distinguishes restarts of the same actor index: shards de-duplicate by (actor, incarnation, seq)
-    and count sequence gaps per incarnation.
+    and count sequence gaps per incarnation. A resumed actor (`load_state_dict`) continues with the saved
+    incarnation + 1, a new stream, so a shard restored from the same checkpoint neither drops its pushes as
+    duplicates nor counts gaps.
+
+    Shard loss: a push that fails (the shard died, or did not answer within `call_timeout_s`) marks its shard down;
+    pushes go to the next live shard meanwhile, and a down shard is probed (one ping, not waited for) every
+    `SHARD_RETRY_S` seconds and used again once it answers. `replace_shard(k, handle)` swaps in a restarted shard.
+
+    Accounting, in `stats()`: every generated transition (`transitions`) is `inserted` (acked ok), `rejected` or a
+    `duplicate` by the shard, `lost` (its push failed, or no shard was live; a timed-out push counts as lost even
+    though the shard may have stored it late) or still `in_flight`.
     """
 
     def __init__(self, setup: ActorSetup, index: int, incarnation: int, seed: int):
@@ -61,6 +84,8 @@ class ActorWorker:
         self.incarnation = incarnation
         self.shards = list(setup.shards)
         self.alive = [True] * len(self.shards)
+        self._down_since = [0.0] * len(self.shards)  # monotonic time of a shard's latest failure
+        self._probes: dict[int, Any] = {}  # shard -> ObjectRef of a ping sent to a down shard
         self.param_store = setup.param_store
         self.call_timeout_s = setup.call_timeout_s
         self.limiter = RateLimiter.from_config(setup.replay)
@@ -71,7 +96,14 @@ class ActorWorker:
         self._sample_rate = 0.0  # learner samples/s, estimated from successive counter reads
         self._steps_since_pull = 0
         self._started = False
-        self._totals = {"env_steps": 0, "transitions": 0, "pushes": 0, "push_failures": 0, "episodes": 0}
+        self._totals = {
+            "env_steps": 0,
+            "transitions": 0,
+            "pushes": 0,
+            "push_failures": 0,
+            "episodes": 0,
+            **dict.fromkeys(OUTCOME_KEYS, 0),
+        }
         self._window = self._empty_window()
 
     @staticmethod
@@ -108,7 +140,7 @@ class ActorWorker:
             )
             t3 = time.perf_counter()
             if data is not None:
-                self._push(data)
+                self._push(data, n)
                 self.seq += 1
             t4 = time.perf_counter()
             self._drain(self.config.max_pushes_in_flight - 1)
@@ -140,16 +172,19 @@ class ActorWorker:
         self._drain(0)
         return self.stats()
 
-    def _push(self, data: bytes) -> None:
+    def _push(self, data: bytes, items: int) -> None:
         shard = self._route()
         if shard is None:
             self._totals["push_failures"] += 1
+            self._totals["lost"] += items
             return
-        self._in_flight.append((shard, self.shards[shard].add.remote(data)))
+        handle = self.shards[shard]
+        self._in_flight.append(_Push(shard, handle, handle.add.remote(data), items))
         self._totals["pushes"] += 1
 
     def _route(self) -> int | None:
         """This actor's shard (index mod K), or the next live one when that shard is down."""
+        self._probe_down_shards()
         k = len(self.shards)
         for offset in range(k):
             shard = (self.index + offset) % k
@@ -157,15 +192,59 @@ class ActorWorker:
                 return shard
         return None
 
-    def _drain(self, keep: int) -> None:
-        """Back-pressure: wait until at most `keep` pushes are unacknowledged."""
-        while len(self._in_flight) > keep:
-            shard, ref = self._in_flight.popleft()
+    def _probe_down_shards(self) -> None:
+        """Ping each shard down for `SHARD_RETRY_S`, without waiting; one that answered is live again."""
+        now = time.monotonic()
+        for shard, up in enumerate(self.alive):
+            if up:
+                continue
+            probe = self._probes.get(shard)
+            if probe is None:
+                if now - self._down_since[shard] >= SHARD_RETRY_S:
+                    self._probes[shard] = self.shards[shard].ping.remote()
+                continue
+            ready, _ = ray.wait([probe], timeout=0)
+            if not ready:
+                continue
+            del self._probes[shard]
             try:
-                ray.get(ref, timeout=self.call_timeout_s)
+                ray.get(probe, timeout=0)
+                self.alive[shard] = True
             except REMOTE_FAILURES:
-                self.alive[shard] = False
-                self._totals["push_failures"] += 1
+                self._down_since[shard] = now
+
+    def _mark_down(self, shard: int) -> None:
+        self.alive[shard] = False
+        self._down_since[shard] = time.monotonic()
+        self._probes.pop(shard, None)
+
+    def replace_shard(self, k: int, handle: Any) -> None:
+        """Push to `handle` as shard `k` from now on (a restarted shard). Pushes in flight to the old handle are
+        counted as they resolve."""
+        self.shards[k] = handle
+        self.alive[k] = True
+        self._probes.pop(k, None)
+
+    def _drain(self, keep: int) -> None:
+        """Back-pressure: wait until at most `keep` pushes are unacknowledged; count each ack's outcome."""
+        totals = self._totals
+        while len(self._in_flight) > keep:
+            push = self._in_flight.popleft()
+            try:
+                ack = ray.get(push.ref, timeout=self.call_timeout_s)
+            except REMOTE_FAILURES:
+                if self.shards[push.shard] is push.handle:
+                    self._mark_down(push.shard)
+                totals["push_failures"] += 1
+                totals["lost"] += push.items
+                continue
+            status = ack.get("status") if isinstance(ack, dict) else None
+            if status == "ok":
+                totals["inserted"] += push.items
+            elif status == "duplicate":
+                totals["duplicates"] += push.items
+            else:  # "rejected": a bug on this side (the shard says why in its last_error)
+                totals["rejected"] += push.items
 
     def _pull_weights(self, block: bool = False) -> None:
         """Fetch weights only when the published version moved (one small call otherwise)."""
@@ -225,15 +304,25 @@ class ActorWorker:
             "version": self.actor.weights_version,
             "seq": self.seq,
             **totals,
+            "in_flight": sum(push.items for push in self._in_flight),
             "window": window,
             "shards_alive": sum(self.alive),
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return self.actor.state_dict()
+        """The core actor's state plus this worker's stream: its `incarnation` and next `seq` (JSON-able)."""
+        return {**self.actor.state_dict(), "stream": {"incarnation": self.incarnation, "seq": self.seq}}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> int:
+        """Restore the core actor; continue as a new stream, incarnation saved + 1 (at least this worker's own),
+        seq where it was. Returns the incarnation now in use: the runtime's next restart of this actor must use a
+        larger one. A state without "stream" (older checkpoints, the local runtime's) keeps this worker's."""
         self.actor.load_state_dict(state)
+        stream = state.get("stream")
+        if stream is not None:
+            self.incarnation = max(self.incarnation, int(stream["incarnation"]) + 1)
+            self.seq = int(stream["seq"])
+        return self.incarnation
 
     def set_num_actors(self, num_actors: int) -> None:
         """The run was scaled to `num_actors`: a new rung on the epsilon ladder and a new estimate of global inserts

@@ -12,10 +12,13 @@ from typing import Any
 
 import numpy as np
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import GetTimeoutError, ObjectLostError, OwnerDiedError, RayActorError
 
 from distdqn import spec, wire
 from distdqn.replay import RateLimiter, allocate, global_weights
+
+# A shard that died, was killed, or whose answer was lost with it: its part of a batch is dropped, never raised.
+SHARD_FAILURES = (RayActorError, GetTimeoutError, OwnerDiedError, ObjectLostError)
 
 
 @dataclass
@@ -47,7 +50,10 @@ class ShardedReplayClient:
 
     A shard whose actor died (RayActorError) is dropped from allocation and listed in `dead`; one that does not
     answer within `call_timeout_s` has its part of that batch abandoned and is counted in `timeouts`; the batch
-    then has fewer items than asked.
+    then has fewer items than asked. Sampling goes on from the live shards; when none holds items, `request` and
+    `sample` return False / None (the learner waits). `replace_shard(k, handle)` swaps in a restarted shard: its
+    answers count from then on, those still due from the old one are dropped, and the global insert count keeps the
+    old incarnation's inserts (the rate limiter must not owe samples to inserts it already served).
     """
 
     def __init__(
@@ -71,7 +77,9 @@ class ShardedReplayClient:
         self.totals = np.zeros(k)
         self.mins = np.full(k, np.inf)
         self.sizes = np.zeros(k, dtype=np.int64)
-        self.inserted = np.zeros(k, dtype=np.int64)
+        self._reported_inserted = np.zeros(k, dtype=np.int64)  # as the shard's current incarnation reports it
+        self._earlier_inserted = np.zeros(k, dtype=np.int64)  # inserts of the shard's earlier incarnations
+        self.replaced = 0
         self.dead: dict[int, str] = {}
         self.timeouts = 0
         self.bad_answers = 0
@@ -85,6 +93,25 @@ class ShardedReplayClient:
 
     # ---- shard bookkeeping -------------------------------------------------------------------------------------
 
+    @property
+    def inserted(self) -> np.ndarray:
+        """[K] items ever inserted per shard, earlier incarnations of a replaced shard included."""
+        return self._earlier_inserted + self._reported_inserted
+
+    def replace_shard(self, k: int, handle: Any) -> None:
+        """Use `handle` for shard `k` from now on (a new incarnation, empty or restored: its totals arrive with the
+        next `refresh()`). Sample answers and priority updates still due from the old handle are dropped."""
+        self.handles[k] = handle
+        self.dead.pop(k, None)
+        self.replaced += 1
+        self.totals[k], self.mins[k], self.sizes[k] = 0.0, np.inf, 0
+        self._earlier_inserted[k] += self._reported_inserted[k]
+        self._reported_inserted[k] = 0
+        for request in self._pending:
+            request.refs = {ref: shard for ref, shard in request.refs.items() if shard != k}
+        self._updates = collections.deque((ref, shard) for ref, shard in self._updates if shard != k)
+        self._refreshed_s = -math.inf  # refresh at the next chance
+
     def _live(self) -> list[int]:
         return [k for k in range(len(self.handles)) if k not in self.dead]
 
@@ -95,14 +122,14 @@ class ShardedReplayClient:
         ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
         try:
             return [(refs[r], value) for r, value in zip(ready, ray.get(ready, timeout=timeout_s), strict=True)]
-        except (RayActorError, GetTimeoutError):
+        except SHARD_FAILURES:
             pass
         # Some ready ref holds an actor error: fetch them one by one (all are ready, none blocks) to find which.
         out = []
         for ref in ready:
             try:
                 out.append((refs[ref], ray.get(ref, timeout=timeout_s)))
-            except (RayActorError, GetTimeoutError) as error:
+            except SHARD_FAILURES as error:
                 self._mark_dead(refs[ref], error)
         return out
 
@@ -116,7 +143,7 @@ class ShardedReplayClient:
         self.totals[shard] = meta["total"]
         self.mins[shard] = meta["min"]
         self.sizes[shard] = meta["size"]
-        self.inserted[shard] = meta["inserted"]
+        self._reported_inserted[shard] = meta["inserted"]
 
     def refresh(self, timeout_s: float | None = None) -> dict[int, dict[str, Any]]:
         """Fetch every live shard's stats at once (one ray.wait) and update the allocation totals."""
@@ -177,7 +204,11 @@ class ShardedReplayClient:
             return None
         request = self._pending[0]
         overdue = time.monotonic() - request.issued_s >= self.call_timeout_s
-        ready, waiting = ray.wait(list(request.refs), num_returns=len(request.refs), timeout=0 if overdue else timeout)
+        ready, waiting = [], []
+        if request.refs:  # empty when every shard it asked was replaced since
+            ready, waiting = ray.wait(
+                list(request.refs), num_returns=len(request.refs), timeout=0 if overdue else timeout
+            )
         if waiting and not overdue:
             return None
         self._pending.popleft()
@@ -185,7 +216,7 @@ class ShardedReplayClient:
         answers = self._gather({r: request.refs[r] for r in ready}, timeout_s=0)
         messages = {}
         for shard, data in answers:
-            if data is None:  # the shard is empty
+            if data is None or shard in self.dead:  # the shard is empty, or died since it answered
                 continue
             try:
                 messages[shard] = wire.decode_sample(data, self.schema)
@@ -203,9 +234,10 @@ class ShardedReplayClient:
         columns = wire.sample_schema(self.schema)
         batch = {name: np.concatenate([m.fields[name] for m in messages.values()]) for name in columns}
         batch[spec.SHARD] = np.concatenate([np.full(len(m), shard, dtype=np.int32) for shard, m in messages.items()])
-        live = self._live()
+        # Global N, total and min over the live shards and those that answered (one may have died since).
+        live = sorted(set(self._live()) | set(messages))
         total = float(self.totals[live].sum())
-        min_p = min(float(self.mins[live].min()), float(batch[spec.PRIORITY].min(initial=np.inf)))
+        min_p = min(float(self.mins[live].min(initial=np.inf)), float(batch[spec.PRIORITY].min(initial=np.inf)))
         batch[spec.WEIGHT] = global_weights(batch[spec.PRIORITY], total, int(self.sizes[live].sum()), min_p, beta)
         batch[spec.PROB] = batch[spec.PRIORITY] / total
         return batch
@@ -271,6 +303,7 @@ class ShardedReplayClient:
     def stats(self) -> dict[str, Any]:
         return {
             "dead": dict(self.dead),
+            "replaced": self.replaced,
             "timeouts": self.timeouts,
             "bad_answers": self.bad_answers,
             "last_error": self.last_error,

@@ -3,7 +3,8 @@
 `ReplayShardWorker` is a plain class hosting one `PrioritizedReplay`; the driver's `connect_components` turns it into
 a Ray actor with `ray.remote(ReplayShardWorker).options(num_cpus=...)`. It only translates wire messages to replay
 calls and back, keeps per-sender sequence bookkeeping (Ray retries are at-least-once, so duplicates are dropped and
-gaps counted) and survives bad input: a malformed message is counted and answered, never raised.
+gaps counted) and survives bad input: a malformed message, or one whose values are out of the task's range
+(`spec.validate_transitions`), is counted and answered, never raised, and never inserted.
 
 The learner's side, sampling across K shards, is `distdqn.distributed.replay_client.ShardedReplayClient`.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +22,21 @@ import numpy as np
 from distdqn import spec, wire
 from distdqn.config import ReplayConfig
 from distdqn.envs import TaskShape
-from distdqn.replay import PrioritizedReplay, RateLimiter, restore_snapshots, save_state_dir
+from distdqn.replay import (
+    PrioritizedReplay,
+    RateLimiter,
+    RestoreReport,
+    restore_snapshots,
+    restore_states,
+    save_state_dir,
+)
+from distdqn.replay.restore import State
 
 MAX_TRACKED_GAPS = 4096  # per sender stream: missing seqs remembered so that a late arrival is not a duplicate
+# Sender streams remembered, least recently used evicted first: made-up (actor, incarnation) pairs cannot grow the
+# table without bound. Real senders are actors x incarnations, far fewer. A stream evicted and then heard from
+# again starts over (its gaps are no longer tracked, and a duplicate of an older message would be inserted).
+MAX_STREAMS = 4096
 
 
 @dataclass
@@ -36,10 +50,12 @@ class _Stream:
 class ReplayShardWorker:
     """One replay shard behind a bytes interface (see `distdqn.wire`); `connect_components` makes it a Ray actor.
 
-    Counters in `stats()`: `received` messages, `rejected` malformed ones (`last_error` says why), `duplicates`
-    dropped (same actor, incarnation and seq seen before), `gaps` seqs currently missing per stream (a late arrival
-    fills its gap and counts as `late`), `inserted` / `sampled` transitions. Gaps are counted from the first seq a
-    shard sees of a stream, so a shard restarted without a snapshot does not report an actor's history as lost.
+    Counters in `stats()`: `received` messages, `rejected` malformed or out-of-range ones (`last_error` names the
+    field and why), `duplicates` dropped (same actor, incarnation and seq seen before), `gaps` seqs currently missing
+    per stream (a late arrival fills its gap and counts as `late`), `streams` remembered and `streams_evicted` (the
+    least recently heard of, beyond `max_streams`), `inserted` / `sampled` transitions. Gaps are counted from the
+    first seq a shard sees of a stream, so a shard restarted without a snapshot does not report an actor's history
+    as lost.
     """
 
     def __init__(
@@ -50,13 +66,17 @@ class ReplayShardWorker:
         config: ReplayConfig,
         seed: int = 0,
         snapshot_path: str | None = None,
+        max_streams: int = MAX_STREAMS,
     ):
         """Shard `shard_id` of `config.num_shards`, holding `config.capacity // num_shards` items of `shape`'s layout;
-        `snapshot_path` (optional) is restored by `restore_many`'s rule and its outcome kept in `stats()["restore"]`.
+        `snapshot_path` (optional) is restored by `restore_many`'s rule and its outcome kept in `stats()["restore"]`;
+        at most `max_streams` sender streams are remembered.
         """
         self.shard_id = int(shard_id)
         self.config = config
+        self.shape = shape
         self.schema = shape.transition_dtypes()
+        self.max_streams = max(1, int(max_streams))
         self.capacity = max(1, config.capacity // config.num_shards)
         self.seed = seed
         self._reset()
@@ -73,8 +93,10 @@ class ReplayShardWorker:
         # the sample side is gated globally by the learner's client.
         min_size = min(self.capacity, max(1, math.ceil(config.min_size_to_sample / config.num_shards)))
         self.limiter = RateLimiter(min_size, config.samples_per_insert, config.samples_per_insert_tolerance)
-        self.streams: dict[tuple[int, int], _Stream] = {}
-        self.counters = dict.fromkeys(("received", "rejected", "duplicates", "gaps", "late", "sampled"), 0)
+        self.streams: OrderedDict[tuple[int, int], _Stream] = OrderedDict()  # least recently heard of first
+        self.counters = dict.fromkeys(
+            ("received", "rejected", "duplicates", "gaps", "late", "sampled", "streams_evicted"), 0
+        )
         self.last_error = ""
         self._sample_seq = 0
 
@@ -86,7 +108,8 @@ class ReplayShardWorker:
         self.counters["received"] += 1
         try:
             message = wire.decode_transitions(data, self.schema)
-        except wire.WireError as error:
+            spec.validate_transitions(message.fields, self.shape)
+        except spec.FieldError as error:  # a WireError, or values out of the task's range: nothing is inserted
             self.counters["rejected"] += 1
             self.last_error = str(error)
             return self._ack("rejected", 0, error=str(error))
@@ -115,7 +138,11 @@ class ReplayShardWorker:
             for old in [k for k in self.streams if k[0] == actor and k[1] < incarnation]:
                 self.counters["gaps"] -= len(self.streams.pop(old).missing)  # a restarted actor never resends
             self.streams[key] = _Stream(max_seq=seq)
+            while len(self.streams) > self.max_streams:
+                self.streams.popitem(last=False)
+                self.counters["streams_evicted"] += 1
             return True
+        self.streams.move_to_end(key)
         if seq > stream.max_seq:
             gap = seq - stream.max_seq - 1
             self.counters["gaps"] += gap
@@ -160,47 +187,65 @@ class ReplayShardWorker:
             "capacity": self.capacity,
             "insert_allowed": self.limiter.can_insert(0),
             "skipped_nonfinite": self.replay.skipped_nonfinite,
+            "streams": len(self.streams),
             "last_error": self.last_error,
             "restore": self.restore_report,
             "fields": {name: [dtype.str, list(shape)] for name, (dtype, shape) in self.schema.items()},
         }
 
-    def snapshot(self, path: str) -> dict[str, Any]:
-        """Write the shard (items, priorities, counters, streams) to directory `path`; never raises on I/O errors."""
-        start = time.perf_counter()
+    def export_state(self) -> State:
+        """(arrays, meta): the shard's items and priorities (copies) plus, in `meta["worker"]`, its counters, sender
+        streams and limiter counts, all JSON-able. What `snapshot` writes; a driver on another node fetches it through
+        the object store and writes it itself (`save_state_dir`), so the run directory need not be this node's."""
         arrays, meta = self.replay.state_dict()
+        arrays = {name: np.array(array) for name, array in arrays.items()}  # off the live ring: it keeps changing
         meta["worker"] = {
-            "counters": self.counters,
+            "counters": dict(self.counters),
             "limiter": self.limiter.state_dict(),
             "streams": [[a, i, s.max_seq] for (a, i), s in self.streams.items()],
             "sample_seq": self._sample_seq,
         }
+        return arrays, meta
+
+    def snapshot(self, path: str) -> dict[str, Any]:
+        """Write `export_state()` to directory `path` on this node; never raises on I/O errors."""
+        start = time.perf_counter()
         try:
-            written = save_state_dir(path, arrays, meta)
+            written = save_state_dir(path, *self.export_state())
         except OSError as error:
             return {"saved": False, "path": str(path), "error": f"{type(error).__name__}: {error}"}
         return {"saved": True, "path": str(path), "size": len(self.replay), "bytes": written,
                 "seconds": time.perf_counter() - start}  # fmt: skip
 
     def restore_many(self, paths: list[str]) -> dict[str, Any]:
-        """Restore from the snapshots of zero or more shards of an earlier run (a different shard count on resume).
+        """Restore from the snapshot directories of zero or more shards of an earlier run (a different shard count on
+        resume), read on this node, by `import_states`'s rule (`distdqn.replay.restore_snapshots`)."""
+        self._reset()
+        return self._restored(restore_snapshots(self.replay, paths), str(paths[0]) if paths else "")
 
-        The rule is `distdqn.replay.restore_snapshots`'s: one snapshot of this shard's layout is loaded exactly,
-        and then this shard's counters, sender streams and limiter come back with it; otherwise every readable
-        snapshot's items are re-inserted with their priorities, and the bookkeeping starts fresh (the limiter
-        counting the restored items as inserted). Unreadable snapshots are skipped and reported; this never raises,
-        so a shard always starts.
+    def import_states(self, states: list[State]) -> dict[str, Any]:
+        """Restore from in-memory snapshots (`export_state()` output of shards of an earlier run, which the driver
+        read from disk and sent): the state of a node that cannot see the run directory.
+
+        The rule is `distdqn.replay.restore_states`'s: one snapshot of this shard's layout is loaded exactly, and then
+        this shard's counters, sender streams and limiter come back with it; otherwise every usable snapshot's items
+        are re-inserted with their priorities, and the bookkeeping starts fresh (the limiter counting the restored
+        items as inserted). Unusable snapshots are skipped and reported; this never raises, so a shard always starts.
+        Returns {restored, shard, size, exact, error}.
         """
         self._reset()
-        report = restore_snapshots(self.replay, paths)
+        return self._restored(restore_states(self.replay, list(states)), "state 0")
+
+    def _restored(self, report: RestoreReport, first: str) -> dict[str, Any]:
+        """Bring back this shard's bookkeeping with an exact load (else count the restored items as inserted)."""
         errors = list(report.errors)
         restored_bookkeeping = False
         if report.exact:
             try:
                 self._load_bookkeeping(report.meta["worker"])
                 restored_bookkeeping = True
-            except (KeyError, TypeError, ValueError) as error:  # the items are fine: keep them
-                errors.append(f"{paths[0]}: shard bookkeeping: {type(error).__name__}: {error}")
+            except (AttributeError, KeyError, TypeError, ValueError) as error:  # the items are fine: keep them
+                errors.append(f"{first}: shard bookkeeping: {type(error).__name__}: {error}")
         if not restored_bookkeeping:
             self.limiter.on_insert(len(self.replay))
         return {
@@ -214,7 +259,9 @@ class ReplayShardWorker:
     def _load_bookkeeping(self, worker: dict[str, Any]) -> None:
         """The counters, streams and limiter counts `snapshot` saved; all or (raising) nothing is changed."""
         counters = {k: int(v) for k, v in worker["counters"].items() if k in self.counters}
-        streams = {(int(a), int(i)): _Stream(int(s)) for a, i, s in worker["streams"]}
+        streams = OrderedDict(((int(a), int(i)), _Stream(int(s))) for a, i, s in worker["streams"])
+        while len(streams) > self.max_streams:
+            streams.popitem(last=False)
         sample_seq = int(worker["sample_seq"])
         limiter = worker["limiter"]
         inserted, sampled = int(limiter["inserted"]), int(limiter["sampled"])

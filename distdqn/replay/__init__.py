@@ -3,7 +3,7 @@ rate limiter and sharding maths."""
 
 from distdqn.replay.prioritized import PrioritizedReplay, load_state_dir, save_state_dir
 from distdqn.replay.rate_limiter import RateLimiter
-from distdqn.replay.restore import RestoreReport, restore_snapshots
+from distdqn.replay.restore import RestoreReport, restore_snapshots, restore_states
 from distdqn.replay.sharding import allocate, global_weights
 from distdqn.replay.sumtree import SumMinTree
 
@@ -16,5 +16,6 @@ __all__ = [
     "global_weights",
     "load_state_dir",
     "restore_snapshots",
+    "restore_states",
     "save_state_dir",
 ]

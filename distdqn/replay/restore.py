@@ -8,6 +8,9 @@ The rule, for the snapshots of one or more shards of an earlier run (`save_state
   priorities (`add_prioritized`), in the order given, the ring evicting the oldest items when they exceed the
   capacity;
 - an unreadable or incompatible snapshot is skipped and reported in `errors`; this never raises.
+
+`restore_states` applies the rule to snapshots already in memory (a driver reads the files and sends the arrays to
+a shard on another node); `restore_snapshots` reads the directories and calls it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from distdqn import spec
 from distdqn.replay.prioritized import PrioritizedReplay, load_state_dir
@@ -26,7 +31,7 @@ SNAPSHOT_ERRORS = (OSError, KeyError, TypeError, ValueError)
 
 @dataclass
 class RestoreReport:
-    """The outcome of `restore_snapshots`."""
+    """The outcome of `restore_snapshots` / `restore_states`."""
 
     size: int  # items in the replay afterwards
     exact: bool  # one snapshot loaded exactly (counters and RNG included), not re-inserted
@@ -39,13 +44,24 @@ class RestoreReport:
         return not self.errors
 
 
-def restore_snapshots(replay: PrioritizedReplay, paths: Sequence[str | os.PathLike]) -> RestoreReport:
-    """Load the snapshot directories `paths` into `replay` by the rule in the module docstring."""
+State = tuple[dict[str, Any], dict[str, Any]]  # (arrays, meta) as `PrioritizedReplay.state_dict` returns them
+
+
+def restore_states(
+    replay: PrioritizedReplay, states: Sequence[State], labels: Sequence[str] | None = None, allow_exact: bool = True
+) -> RestoreReport:
+    """Load in-memory snapshots (`state_dict` output, e.g. read by a driver and sent over) into `replay` by the rule
+    in the module docstring. `labels` name the states in `errors` (default: "state <index>"); `allow_exact=False`
+    forces re-insertion (the file wrapper uses it when some of several snapshots could not be read)."""
+    labels = [f"state {i}" for i in range(len(states))] if labels is None else list(labels)
     errors = []
-    for path in paths:
+    for state, label in zip(states, labels, strict=True):
+        arrays, meta = state if isinstance(state, (tuple, list)) and len(state) == 2 else (None, None)
         try:
-            arrays, meta = load_state_dir(path)
-            if len(paths) == 1 and len(replay) == 0:
+            if not (isinstance(arrays, dict) and isinstance(meta, dict)):
+                raise TypeError(f"expected (arrays: dict, meta: dict), got ({type(arrays).__name__}, ...)")
+            arrays = {name: np.asarray(array) for name, array in arrays.items()}  # no copy for arrays
+            if allow_exact and len(states) == 1 and len(replay) == 0:
                 try:
                     replay.load_state_dict(arrays, meta)  # validates everything before it changes the replay
                     return RestoreReport(len(replay), exact=True, meta=meta)
@@ -53,8 +69,22 @@ def restore_snapshots(replay: PrioritizedReplay, paths: Sequence[str | os.PathLi
                     pass  # another layout (a different capacity): re-insert
             _reinsert(replay, arrays)
         except SNAPSHOT_ERRORS as error:
-            errors.append(f"{os.fspath(path)}: {type(error).__name__}: {error}")
+            errors.append(f"{label}: {type(error).__name__}: {error}")
     return RestoreReport(len(replay), exact=False, errors=errors)
+
+
+def restore_snapshots(replay: PrioritizedReplay, paths: Sequence[str | os.PathLike]) -> RestoreReport:
+    """Load the snapshot directories `paths` into `replay` by the rule in the module docstring."""
+    states, labels, errors = [], [], []
+    for path in paths:
+        try:
+            states.append(load_state_dir(path))
+            labels.append(os.fspath(path))
+        except SNAPSHOT_ERRORS as error:
+            errors.append(f"{os.fspath(path)}: {type(error).__name__}: {error}")
+    report = restore_states(replay, states, labels, allow_exact=len(paths) == 1)
+    report.errors = errors + report.errors
+    return report
 
 
 def _reinsert(replay: PrioritizedReplay, arrays: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Learner: the update lowers the loss, target syncs on schedule, snapshots and state dicts round-trip."""
+"""Learner: the update lowers the loss, target syncs on schedule, snapshots and state dicts round-trip, non-finite
+losses skip the step and non-finite weights are never handed out."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import torch
 from distdqn import spec
 from distdqn.actor import Actor
 from distdqn.config import ActorConfig, EnvConfig, LearnerConfig, NetworkConfig
-from distdqn.learner import Learner, metrics_to_floats
+from distdqn.learner import Learner, NonFiniteWeightsError, metrics_to_floats
 
 torch.set_num_threads(1)
 NET = NetworkConfig(embed_dim=8, hidden_dim=16)
@@ -39,7 +40,11 @@ def test_update_lowers_loss_on_a_fixed_batch(batch):
 
 def test_metrics_are_detached_scalar_tensors_until_logged(batch):
     td, metrics = make_learner(batch).update(batch[0])
+    counters = {"skipped_updates", "consecutive_skips"}  # host counters: plain floats, no device copy
     for name, value in metrics.items():  # no host sync per metric: they stay tensors
+        if name in counters:
+            assert type(value) is float, name
+            continue
         assert isinstance(value, torch.Tensor) and value.dim() == 0 and not value.requires_grad, name
     floats = metrics_to_floats(metrics)
     assert set(floats) == set(metrics) and all(type(v) is float for v in floats.values())
@@ -129,3 +134,52 @@ def test_cuda_update_matches_cpu(batch, bf16):
     td_gpu, m = gpu.update(batch[0])
     assert np.isfinite(metrics_to_floats(m)["loss"]) and gpu.snapshot()[1]["head.advantage.weight"].dtype == np.float32
     np.testing.assert_allclose(td_gpu, td_cpu, atol=5e-2 if bf16 else 1e-3)
+
+
+def params(module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [(spec.RETURN, np.nan), (spec.RETURN, np.inf), (spec.WEIGHT, np.nan), (spec.DISCOUNT, np.inf)]
+)
+def test_a_non_finite_loss_skips_the_step_and_is_counted(batch, field, value):
+    learner = make_learner(batch, target_sync_interval_updates=1, polyak_tau=0.0)
+    learner.update(batch[0])  # Adam has moments: a skipped step must not move them either
+    online, target = params(learner.online), params(learner.target)
+    adam = {k: v.clone() for k, v in learner.optimizer.state_dict()["state"][0].items()}
+    bad = {k: v.copy() for k, v in batch[0].items()}
+    bad[field][3] = value
+    for i in range(1, 4):
+        td, metrics = learner.update(bad)
+        assert (learner.updates, learner.skipped_updates, learner.consecutive_skips) == (1, i, i)
+        floats = metrics_to_floats(metrics)
+        assert (floats["skipped_updates"], floats["consecutive_skips"]) == (i, i)
+        assert not np.isfinite(floats["loss"]) or not np.isfinite(floats["grad_norm"])
+        assert td.shape == (len(bad[spec.ACTION]),)
+    for before, after in zip(online + target, params(learner.online) + params(learner.target), strict=True):
+        assert torch.equal(before, after)
+    for k, v in learner.optimizer.state_dict()["state"][0].items():
+        assert torch.equal(adam[k], v), k
+    _, metrics = learner.update(batch[0])  # a good update steps and resets the run of skips
+    assert (learner.updates, learner.skipped_updates, learner.consecutive_skips) == (2, 3, 0)
+    assert metrics_to_floats(metrics)["consecutive_skips"] == 0.0
+    learner.snapshot()  # and the weights stayed finite
+    assert learner.state_dict()["counters"]["skipped_updates"] == 3
+
+
+def test_non_finite_weights_are_never_handed_out(batch):
+    learner = make_learner(batch)
+    version, _ = learner.snapshot()
+    with torch.no_grad():
+        next(learner.online.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(NonFiniteWeightsError, match="online"):
+        learner.snapshot()
+    assert learner.version == version  # no version was spent on weights nobody may use
+    with pytest.raises(NonFiniteWeightsError):
+        learner.state_dict()
+    learner.sync_target()
+    with torch.no_grad():
+        next(learner.online.parameters()).view(-1)[0] = 0.0
+    with pytest.raises(NonFiniteWeightsError, match="target"):
+        learner.state_dict()

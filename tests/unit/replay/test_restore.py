@@ -108,3 +108,21 @@ def test_a_snapshot_of_another_layout_is_rejected(tmp_path):
 def test_no_snapshots_is_an_empty_restore():
     report = restore_snapshots(make_replay(8), [])
     assert (report.size, report.exact, report.errors) == (0, False, [])
+
+
+def test_restore_states_applies_the_same_rule_to_states_in_memory(tmp_path):
+    from distdqn.replay import restore_states
+
+    old = saved(tmp_path / "s0", range(40))
+    exact = make_replay(64, seed=99)
+    report = restore_states(exact, [old.state_dict()])
+    assert (report.size, report.exact, report.errors) == (40, True, [])
+    np.testing.assert_array_equal(exact.sample(16, 0.4)[spec.SLOT], old.sample(16, 0.4)[spec.SLOT])
+    other = saved(tmp_path / "s1", range(40, 50))
+    merged = make_replay(64)
+    report = restore_states(merged, [old.state_dict(), ("not", "a state"), other.state_dict()], ["a", "b", "c"])
+    assert (report.size, report.exact, len(report.errors)) == (50, False, 1)
+    assert report.errors[0].startswith("b: TypeError")
+    assert stored_returns(merged) == list(range(50))
+    forced = make_replay(64)
+    assert not restore_states(forced, [old.state_dict()], allow_exact=False).exact and len(forced) == 40

@@ -21,6 +21,7 @@ def shard(k: int, num_shards: int, capacity: int = 600, snapshot_path=None) -> R
 def push(worker: ReplayShardWorker, ids: np.ndarray, priorities: np.ndarray) -> None:
     batch = spec.empty_batch(VOCAB, MAX_LEN, ids.size)
     batch[spec.RETURN][:] = ids
+    batch[spec.LEN_S][:], batch[spec.LEN_NEXT][:] = 1, 2  # in range: the shard checks
     worker.add(wire.encode_transitions(batch, priorities.astype(np.float32), actor=0, incarnation=0, seq=int(ids[0])))
 
 
