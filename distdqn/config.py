@@ -112,6 +112,7 @@ class LearnerConfig:
     device: str = "auto"  # auto (cuda when present) | cpu | cuda | cuda:N
     bf16: bool = False  # bf16 autocast on CUDA
     num_threads: PositiveInt = 1  # torch threads on CPU
+    max_consecutive_skips: PositiveInt = 100  # updates in a row skipped for a non-finite loss/gradient end the run
 
 
 @dataclass

@@ -58,6 +58,7 @@ class LocalRuntime:
             token_values=shape.token_values,
         )
         self._metrics: dict = {}
+        self._failure: str | None = None
 
     # ---- the Runtime protocol ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -72,6 +73,9 @@ class LocalRuntime:
         while True:
             progressed = self._act(progress)
             progressed |= self._learn(stop_at)
+            if self._failure:
+                progress.failure = self._failure
+                break
             if not progressed:  # neither side may move: insert anyway so the run can never stall
                 self._act(progress, force=True)
             if time.monotonic() >= deadline or (stop_at is not None and self.learner.updates >= stop_at):
@@ -92,7 +96,8 @@ class LocalRuntime:
         """Learner, actors by index (extra actors start fresh), limiter, then every replay snapshot."""
         self.learner.load_state_dict(state.learner)
         for actor, actor_state in zip(self.actors, state.actors, strict=False):
-            actor.load_state_dict(actor_state)
+            if actor_state is not None:
+                actor.load_state_dict(actor_state)
         self.limiter.load_state_dict(state.limiter)
         report = restore_snapshots(self.replay, replay_snapshots)
         self.publish()
@@ -128,6 +133,7 @@ class LocalRuntime:
                 break
             out = actor.collect(cfg.actor.push_interval_steps)
             n = len(out.priorities)
+            progress.generated += n
             if n:
                 self.replay.add(out.transitions, out.priorities)
                 self.limiter.on_insert(n)
@@ -148,11 +154,17 @@ class LocalRuntime:
         progressed = False
         while self.limiter.can_sample(bs, len(self.replay)) and (stop_at is None or self.learner.updates < stop_at):
             batch = self.replay.sample(bs, beta_at(cfg.replay, self.learner.updates))
+            before = self.learner.updates
             td_abs, self._metrics = self.learner.update(batch)
             self.replay.update_priorities(batch[spec.SLOT], batch[spec.GENERATION], td_abs)
             self.limiter.on_sample(bs)
             progressed = True
-            if self.learner.updates % cfg.learner.publish_interval_updates == 0:
+            if self.learner.consecutive_skips >= cfg.learner.max_consecutive_skips:
+                self._failure = (
+                    f"{self.learner.consecutive_skips} consecutive updates with a non-finite loss or gradient"
+                )
+                return progressed
+            if self.learner.updates != before and self.learner.updates % cfg.learner.publish_interval_updates == 0:
                 self.publish()
         return progressed
 

@@ -21,7 +21,11 @@ class Counters:
     env_steps: int = 0  # environment steps summed over all envs of all actors
     updates: int = 0  # learner gradient updates
     episodes: int = 0  # finished training episodes
+    generated: int = 0  # transitions made by the actors = inserted + rejected + duplicates + lost (+ in flight)
     inserted: int = 0  # transitions inserted into the replay
+    rejected: int = 0  # transitions a shard refused as malformed or out of range
+    duplicates: int = 0  # transitions a shard dropped as already stored
+    lost: int = 0  # transitions whose push failed or whose actor died with them in flight
     sampled: int = 0  # transitions sampled by the learner
     version: int = 0  # latest published weights version
     wall_s: float = 0.0  # wall-clock seconds of training, summed over resumed sessions
@@ -174,6 +178,10 @@ class RunTracker:
             "episodes": c.episodes,
             "inserted": c.inserted,
             "sampled": c.sampled,
+            "generated": c.generated,
+            "rejected": c.rejected,
+            "duplicates": c.duplicates,
+            "lost": c.lost,
             "version": c.version,
             "wall_s": self.wall_s(),
             **rates,
@@ -202,6 +210,8 @@ class RunTracker:
                     parts.append(f"{label} {format_si(value) if key == 'replay.size' else f'{value:.3g}'}")
             if c.last_success is not None:
                 parts.append(f"eval {c.last_success:.2f}")
+            if c.rejected or c.duplicates or c.lost:
+                parts.append(f"rej/dup/lost {format_si(c.rejected)}/{format_si(c.duplicates)}/{format_si(c.lost)}")
             self.progress.show(" | ".join(parts))
         return record
 
@@ -219,6 +229,13 @@ class RunTracker:
             "env_steps": c.env_steps,
             "updates": c.updates,
             "episodes": c.episodes,
+            "transitions": {
+                "generated": c.generated,
+                "inserted": c.inserted,
+                "rejected": c.rejected,
+                "duplicates": c.duplicates,
+                "lost": c.lost,
+            },
             "wall_s": round(self.wall_s(), 3),
             "startup_s": None if self.startup_s is None else round(self.startup_s, 3),
             "time_to_target_s": c.time_to_target_s,

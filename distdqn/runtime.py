@@ -51,7 +51,11 @@ class Progress:
     """
 
     env_steps: int = 0  # new env steps
-    inserted: int = 0  # new transitions inserted into the replay
+    generated: int = 0  # new transitions made by the actors; each ends inserted, rejected, duplicate or lost
+    inserted: int = 0  # ... inserted into the replay
+    rejected: int = 0  # ... refused by a shard as malformed or out of range
+    duplicates: int = 0  # ... dropped by a shard as already stored (a retried push)
+    lost: int = 0  # ... whose push failed, found no live shard, or was in flight when its actor died
     episodes: list[EpisodeRecord] = dataclasses.field(default_factory=list)
     updates: int | None = None  # learner totals
     sampled: int | None = None
@@ -69,7 +73,11 @@ class RuntimeState:
 
     learner: dict[str, Any]  # `Learner.state_dict()`: networks, optimizer, counters
     limiter: dict[str, Any]  # the learner's rate limiter
-    actors: list[dict[str, Any]]  # `Actor.state_dict()` by actor index
+    actors: list[dict[str, Any] | None]  # `Actor.state_dict()` by actor index (None: down at the time, starts fresh)
+
+
+class WorkerUnavailable(RuntimeError):
+    """A worker that a checkpoint needs is down (being restarted); the checkpoint is skipped, the run goes on."""
 
 
 class Runtime(Protocol):

@@ -31,7 +31,7 @@ from distdqn import control
 from distdqn.config import Config
 from distdqn.evaluation import evaluate
 from distdqn.run import Counters, RunTracker
-from distdqn.runtime import ActorView, EpisodeRecord, Progress, Runtime, RuntimeState
+from distdqn.runtime import ActorView, EpisodeRecord, Progress, Runtime, RuntimeState, WorkerUnavailable
 
 ADVANCE_S = 0.25  # seconds per `runtime.advance`: how often the supervisor looks at its clocks
 EVAL_SEED_OFFSET = 12_345  # held-out evaluation plays the same episodes every time: seed run.seed + this
@@ -153,7 +153,11 @@ class Supervisor:
     def _fold(self, p: Progress) -> None:
         c = self.tracker.counters
         c.env_steps += p.env_steps
+        c.generated += p.generated
         c.inserted += p.inserted
+        c.rejected += p.rejected
+        c.duplicates += p.duplicates
+        c.lost += p.lost
         c.episodes += sum(e.count for e in p.episodes)
         if p.updates is not None:
             c.updates, c.sampled, c.version = p.updates, p.sampled or 0, p.version or 0
@@ -286,14 +290,15 @@ class Supervisor:
         reported and leaves the previous checkpoint intact (writes are atomic); the run goes on."""
         tracker = self.tracker
         tracker.counters.wall_s = tracker.wall_s()
-        state = self.runtime.state_dict()
         write_replay = self.runtime.write_replay if self.config.checkpoint.include_replay else None
         try:
+            state = self.runtime.state_dict()
             path = ck.save_run(
                 tracker.dir, self.config, tracker.counters, state.learner, state.actors, state.limiter, write_replay
             )
-        except OSError as error:
-            tracker.message(f"[checkpoint] {'final ' if final else ''}write failed ({error}); the previous one stands")
+        except (OSError, WorkerUnavailable) as error:
+            what = "final checkpoint" if final else "checkpoint"
+            tracker.message(f"[checkpoint] {what} not written ({describe(error)}); the previous one stands")
             tracker.checkpoint_done(None)
             return None
         tracker.checkpoint_done(path)

@@ -133,3 +133,21 @@ class SyntheticEnv(TextEnv):
         right = actions == self.tokens[:, 0]
         terminated = actions == 1
         return right.astype(np.float32), terminated, right.astype(np.float32)
+
+
+class FlakyCopyEnv(CopyEnv):
+    """CopyEnv whose training envs raise after `fail_after_steps` batched steps (a task with a bug that shows up
+    mid-run); evaluation (the test split) never fails. For restart-limit tests."""
+
+    def __init__(
+        self, num_envs: int, seed: int = 0, split: str = "train", difficulty: str = "easy", fail_after_steps=50
+    ):
+        super().__init__(num_envs, seed=seed, split=split, difficulty=difficulty, held_out=False)
+        self.fail_after_steps = fail_after_steps if split == "train" and num_envs > 1 else None
+        self._steps_taken = 0
+
+    def step(self, actions):
+        self._steps_taken += 1
+        if self.fail_after_steps is not None and self._steps_taken > self.fail_after_steps:
+            raise RuntimeError(f"flaky task: step {self._steps_taken} fails on purpose")
+        return super().step(actions)

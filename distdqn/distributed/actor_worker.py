@@ -9,6 +9,7 @@ never in the middle of an update.)"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -105,6 +106,7 @@ class ActorWorker:
             **dict.fromkeys(OUTCOME_KEYS, 0),
         }
         self._window = self._empty_window()
+        self._node = ray.get_runtime_context().get_node_id()
 
     @staticmethod
     def _empty_window() -> dict[str, float]:
@@ -277,6 +279,12 @@ class ActorWorker:
         if self.limiter.samples_per_insert <= 0:
             return True
         while True:
+            if (
+                self._learner_counters.get("replay_size", self.limiter.min_size_to_sample)
+                < self.limiter.min_size_to_sample
+            ):
+                return True  # the learner waits for data (e.g. a shard restarted empty): always insert then
+
             self.limiter.load_counts(
                 inserted=self._totals["transitions"] * self.num_actors,
                 sampled=int(self._learner_counters.get("sampled", 0)),
@@ -307,6 +315,8 @@ class ActorWorker:
             "in_flight": sum(push.items for push in self._in_flight),
             "window": window,
             "shards_alive": sum(self.alive),
+            "node": self._node,
+            "pid": os.getpid(),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -329,6 +339,10 @@ class ActorWorker:
         for the rate limiter."""
         self.num_actors = num_actors
         self.actor.set_num_actors(num_actors)
+
+    def pid(self) -> int:
+        """This worker's process id (for operators and fault-injection tests)."""
+        return os.getpid()
 
     def ping(self) -> bool:
         return True

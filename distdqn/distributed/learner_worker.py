@@ -6,6 +6,7 @@ thread, and `state_dict()` for a checkpoint runs between two updates."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,7 @@ class LearnerWorker:
                     time.sleep(0.01)  # waiting for inserts (min size or the samples-per-insert band)
                 self._window["t_wait"] += time.perf_counter() - t0
                 continue
+            before = self.learner.updates
             td_abs, metrics = self.learner.update(batch)
             self.client.update_priorities(batch, td_abs)
             t2 = time.perf_counter()
@@ -96,8 +98,8 @@ class LearnerWorker:
             self._window["updates"] += 1
             self._window["t_wait"] += t1 - t0
             self._window["t_update"] += t2 - t1
-            if self.learner.updates % cfg.publish_interval_updates == 0:
-                self.publish()
+            if self.learner.updates != before and self.learner.updates % cfg.publish_interval_updates == 0:
+                self.publish()  # (a skipped non-finite update does not move `updates`: nothing new to publish)
                 self._window["t_publish"] += time.perf_counter() - t2
         self._report()
         return self.stats()
@@ -127,6 +129,9 @@ class LearnerWorker:
             "sampled": self.limiter.sampled,
             "version": self.learner.version,
             "target_syncs": self.learner.target_version,
+            "replay_size": int(self.client.sizes.sum()),  # actors insert freely below replay.min_size_to_sample
+            "consecutive_skips": self.learner.consecutive_skips,
+            "skipped_updates": self.learner.skipped_updates,
         }
 
     # ---- control ----------------------------------------------------------------------------------------------
@@ -148,6 +153,10 @@ class LearnerWorker:
         self.limiter.inserted = int(self.client.inserted.sum())
         self.limiter.sampled = int(self.limiter.expected_samples())
 
+    def replace_shard(self, k: int, handle: Any) -> None:
+        """Sample from `handle` as shard `k` from now on (the runtime restarted it)."""
+        self.client.replace_shard(k, handle)
+
     def recover(
         self, state: dict[str, Any] | None, weights: dict[str, np.ndarray] | None, published_version: int
     ) -> dict[str, Any]:
@@ -164,6 +173,10 @@ class LearnerWorker:
             self.learner.target.load_state_dict(tensors)
         self.learner.version = max(self.learner.version, published_version)
         return {"updates": self.learner.updates, "used_weights": used_weights}
+
+    def pid(self) -> int:
+        """This worker's process id (for operators and fault-injection tests)."""
+        return os.getpid()
 
     def ping(self) -> bool:
         return True

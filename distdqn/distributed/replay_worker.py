@@ -12,6 +12,7 @@ The learner's side, sampling across K shards, is `distdqn.distributed.replay_cli
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -99,6 +100,10 @@ class ReplayShardWorker:
         )
         self.last_error = ""
         self._sample_seq = 0
+
+    def pid(self) -> int:
+        """This worker's process id (for operators and fault-injection tests)."""
+        return os.getpid()
 
     def ping(self) -> int:
         return self.shard_id

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import ray
+from ray.exceptions import RayTaskError
 
 from distdqn import checkpoint as ck
 from distdqn.config import Config, run_dir
@@ -27,12 +28,28 @@ from distdqn.distributed.param_store import ParameterStore
 from distdqn.distributed.replay_worker import ReplayShardWorker
 from distdqn.distributed.restarts import RestartPolicy
 from distdqn.envs import TaskShape, task_shape
-from distdqn.runtime import ActorView, EpisodeRecord, Progress, RuntimeState, actor_seed
+from distdqn.learner import NonFiniteWeightsError
+from distdqn.replay.prioritized import load_state_dir, save_state_dir
+from distdqn.runtime import ActorView, EpisodeRecord, Progress, RuntimeState, WorkerUnavailable, actor_seed
 
 # Hundreds of small calls per second flow between the workers; Ray's per-task event reporting (for its state API
 # and dashboard) would send each one to the GCS, which costs CPU the learner needs on a small machine.
 WORKER_OPTIONS = {"enable_task_events": False}
 
+# A RayTaskError from the learner's NonFiniteWeightsError is an instance of both (Ray derives the class).
+NON_FINITE = (NonFiniteWeightsError,)
+
+# An actor's running totals (its stats) -> the Progress field each one's increments go to.
+ACCOUNTED = {
+    "env_steps": "env_steps",
+    "transitions": "generated",
+    "inserted": "inserted",
+    "rejected": "rejected",
+    "duplicates": "duplicates",
+    "lost": "lost",
+}
+
+SHARD_PING_S = 2.0  # how often the runtime checks that every replay shard answers
 WORK_SLICE_S = 0.5
 QUEUED_SLICES = 2
 LEARNER = "learner"  # the learner's key among the workers (actors are keyed by index)
@@ -61,6 +78,10 @@ def make_actor(setup: ActorSetup, config: Config, index: int, incarnation: int):
 
 
 def _describe(error: Exception) -> str:
+    """One line naming a worker's failure; for an exception raised inside a worker method, the original one."""
+    cause = getattr(error, "cause", None) if isinstance(error, RayTaskError) else None
+    if isinstance(cause, BaseException):
+        error = cause
     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {first}"[:300] if first else type(error).__name__
 
@@ -74,6 +95,16 @@ def _latest_learner_state(config: Config) -> tuple[dict[str, Any] | None, str]:
         return {"learner": ck.load_learner_state(checkpoint), "limiter": state["limiter"]}, f"checkpoint {checkpoint}"
     except (FileNotFoundError, ck.CheckpointError, KeyError):
         return None, "no checkpoint"
+
+
+def _latest_shard_states(config: Config, k: int, num_shards: int) -> tuple[list, str]:
+    """Shard `k`'s part of the latest checkpoint's replay (old shard i goes to shard i mod K), and its source."""
+    try:
+        checkpoint = ck.find_checkpoint(run_dir(config))
+        states = [load_state_dir(p) for i, p in enumerate(ck.replay_snapshot_dirs(checkpoint)) if i % num_shards == k]
+        return states, f"checkpoint {checkpoint}"
+    except (OSError, ValueError, KeyError):
+        return [], "no checkpoint"
 
 
 def make_learner(setup: LearnerSetup, config: Config, num_gpus: int):
@@ -146,6 +177,8 @@ class RayRuntime:
         self.policy = RestartPolicy(cc.max_restarts, cc.restart_window_s, cc.restart_backoff_s)
         self._due: dict[int | str, tuple[float, str]] = {}  # worker key -> (restart time, its last error)
         self._answered: dict[int | str, float] = {}  # worker key -> when it last answered (hung-worker detection)
+        self._shard_pings: dict[int, tuple[Any, float]] = {}  # shard -> (ping in flight, when sent)
+        self._shard_incarnations = [0] * config.replay.num_shards
 
     # ---- the Runtime protocol ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -193,41 +226,69 @@ class RayRuntime:
             return None
 
     def state_dict(self) -> RuntimeState:
-        """Read between two slices of each worker (they are single-threaded), never in the middle of an update."""
+        """Read between two slices of each worker (they are single-threaded), never in the middle of an update.
+        An actor that is down gives None (it starts fresh on resume); a learner that is down makes the checkpoint
+        impossible (`WorkerUnavailable`)."""
         topo = self.topo
         timeout = max(self.config.cluster.call_timeout_s, 600)
-        learner = ray.get(topo.learner.state_dict.remote(), timeout=timeout)
-        actors = ray.get([a.state_dict.remote() for a in topo.actors], timeout=timeout)
+        try:
+            learner = ray.get(topo.learner.state_dict.remote(), timeout=timeout)
+        except REMOTE_FAILURES as e:
+            raise WorkerUnavailable(f"the learner is down ({_describe(e)})") from None
+        refs = [a.state_dict.remote() for a in topo.actors]
+        ray.wait(refs, num_returns=len(refs), timeout=self.config.cluster.call_timeout_s)  # small; a hung one is None
+        actors = []
+        for ref in refs:
+            try:
+                actors.append(ray.get(ref, timeout=0))
+            except (*REMOTE_FAILURES, RayTaskError):
+                actors.append(None)
         return RuntimeState(learner["learner"], learner["limiter"], actors)
 
     def write_replay(self, directory: Path) -> int:
-        """Every shard writes its own snapshot into `directory/shard_<k>` (on a multi-node cluster the run
-        directory must be storage every node sees)."""
-        refs = [s.snapshot.remote(str(directory / f"shard_{k}")) for k, s in enumerate(self.topo.shards)]
-        for report in ray.get(refs, timeout=max(self.config.cluster.call_timeout_s, 600)):
-            if not report["saved"]:
-                raise OSError(f"replay snapshot failed: {report['error']}")
-        return len(refs)
+        """Each shard's state comes to the driver through the object store and the driver writes it, so no node
+        needs to see the run directory (only the driver's machine does)."""
+        timeout = max(self.config.cluster.call_timeout_s, 600)
+        for k, shard in enumerate(self.topo.shards):
+            try:
+                arrays, meta = ray.get(shard.export_state.remote(), timeout=timeout)
+            except REMOTE_FAILURES as e:
+                raise WorkerUnavailable(f"replay shard {k} is down ({_describe(e)})") from None
+            save_state_dir(directory / f"shard_{k}", arrays, meta)
+        return len(self.topo.shards)
 
     def load_state_dict(self, state: RuntimeState, replay_snapshots: list[Path]) -> tuple[int, list[str]]:
-        """Shards first (old shard i's snapshot goes to new shard i mod K, so the shard count may change), then
-        the learner (its rate limiter restarts inside the band for the replay as restored), then the actors by
-        index (actors beyond the saved ones start fresh)."""
+        """Shards first (old shard i's snapshot goes to new shard i mod K, so the shard count may change; the
+        driver reads the files and sends their arrays), then the learner (its rate limiter restarts inside the
+        band for the replay as restored), then the actors by index (actors beyond the saved ones start fresh; a
+        restored actor continues as a new incarnation of its stream)."""
         topo = self.topo
         timeout = max(self.config.cluster.call_timeout_s, 600)
+        problems: list[str] = []
+        snapshots = []
+        for path in replay_snapshots:
+            try:
+                snapshots.append(load_state_dir(path))
+            except (OSError, ValueError, KeyError) as error:
+                snapshots.append(None)
+                problems.append(f"replay snapshot {path} unreadable ({_describe(error)}); continuing without it")
         k = len(topo.shards)
         reports = ray.get(
             [
-                s.restore_many.remote([str(p) for i, p in enumerate(replay_snapshots) if i % k == j])
+                s.import_states.remote([st for i, st in enumerate(snapshots) if i % k == j and st is not None])
                 for j, s in enumerate(topo.shards)
             ],
             timeout=timeout,
         )
-        problems = [f"shard {r.get('shard')}: {r['error']}; it starts empty" for r in reports if r.get("error")]
+        problems += [f"shard {r.get('shard')}: {r['error']}" for r in reports if r.get("error")]
         ray.get(
             topo.learner.load_state_dict.remote({"learner": state.learner, "limiter": state.limiter}), timeout=timeout
         )
-        ray.get([a.load_state_dict.remote(s) for a, s in zip(topo.actors, state.actors, strict=False)], timeout=timeout)
+        pairs = [(a, s) for a, s in zip(topo.actors, state.actors, strict=False) if s is not None]
+        incarnations = ray.get([a.load_state_dict.remote(s) for a, s in pairs], timeout=timeout)
+        for (actor, _), incarnation in zip(pairs, incarnations, strict=True):
+            index = topo.actors.index(actor)
+            topo.incarnations[index] = max(topo.incarnations[index], int(incarnation))
         return sum(r.get("size", 0) for r in reports), problems
 
     def scale(self, num_actors: int) -> bool:
@@ -313,7 +374,10 @@ class RayRuntime:
         self._slices[key].popleft()
         try:
             stats = ray.get(ref)
-        except REMOTE_FAILURES as e:
+        except NON_FINITE as e:  # the learner refuses to publish NaN weights: restarting would not help
+            self._progress.failure = f"the learner's weights became non-finite ({_describe(e)})"
+            return
+        except (*REMOTE_FAILURES, RayTaskError) as e:  # died, hung, or a method raised (e.g. a task's bug)
             self._slices[key].clear()
             if key in self._retiring:  # it was leaving anyway
                 self._flushing.add(key)
@@ -323,6 +387,12 @@ class RayRuntime:
             return
         self._answered[key] = time.monotonic()
         self._fold(key, stats)
+        limit = self.config.learner.max_consecutive_skips
+        if key == LEARNER and stats.get("consecutive_skips", 0) >= limit:
+            self._progress.failure = (
+                f"{stats['consecutive_skips']} consecutive updates with a non-finite loss or gradient"
+            )
+            return
         if key in self._retiring:
             self._retire(key)
         elif not self._stopping:
@@ -336,10 +406,20 @@ class RayRuntime:
         for key, (due, problem) in list(self._due.items()):
             if due <= now:
                 del self._due[key]
-                self._restart_learner(problem) if key == LEARNER else self.restart_actor(key, problem)
+                if key == LEARNER:
+                    self._restart_learner(problem)
+                elif isinstance(key, str):  # "shard k"
+                    self._restart_shard(int(key.split()[1]), problem)
+                else:
+                    self.restart_actor(key, problem)
         timeout = self.config.cluster.call_timeout_s
+        self._check_shards(now, timeout)
         for key, queue in list(self._slices.items()):
-            if queue and key not in self._retiring and now - self._answered.get(key, now) > timeout:
+            if not queue or key in self._retiring or now - self._answered.get(key, now) <= timeout:
+                continue
+            if ray.wait([queue[0]], timeout=0)[0]:  # it did answer; the driver was busy (a checkpoint) meanwhile
+                self._answered[key] = now
+            else:
                 try:
                     ray.kill(self._worker(key), no_restart=True)
                 except REMOTE_FAILURES:
@@ -347,9 +427,70 @@ class RayRuntime:
                 queue.clear()
                 self._failed(key, f"no answer for {timeout:g} s (hung?)")
 
+    def _check_shards(self, now: float, timeout: float) -> None:
+        """One ping per shard every SHARD_PING_S (never waited for); an error or no answer within `timeout`
+        means the shard is dead: it is restarted."""
+        for k, shard in enumerate(self.topo.shards):
+            key = f"shard {k}"
+            if key in self._due:
+                continue
+            ping = self._shard_pings.get(k)
+            if ping is None:
+                self._shard_pings[k] = (shard.ping.remote(), now)
+                continue
+            ref, sent = ping
+            ready, _ = ray.wait([ref], timeout=0)
+            if ready:
+                try:
+                    ray.get(ref)
+                except (*REMOTE_FAILURES, RayTaskError) as e:
+                    del self._shard_pings[k]
+                    self._failed(key, _describe(e))
+                    continue
+                if now - sent >= SHARD_PING_S:
+                    self._shard_pings[k] = (shard.ping.remote(), now)
+            elif now - sent > timeout:
+                del self._shard_pings[k]
+                try:
+                    ray.kill(shard, no_restart=True)
+                except REMOTE_FAILURES:
+                    pass
+                self._failed(key, f"no answer for {timeout:g} s (hung?)")
+
+    def _restart_shard(self, k: int, problem: str) -> None:
+        """A new incarnation of shard `k`, restored from its part of the latest checkpoint when there is one (else
+        empty: the run says so); the learner and the actors are told its new handle."""
+        topo, c = self.topo, self.config
+        try:
+            ray.kill(topo.shards[k], no_restart=True)
+        except REMOTE_FAILURES:
+            pass
+        self._shard_incarnations[k] += 1
+        self.restarts["shard"] += 1
+        seed = c.run.seed * 7919 + k + 100_003 * self._shard_incarnations[k]
+        shard = (
+            ray.remote(ReplayShardWorker)
+            .options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1, **WORKER_OPTIONS)
+            .remote(k, shape=topo.learner_setup.shape, config=c.replay, seed=seed)
+        )
+        states, source = _latest_shard_states(c, k, len(topo.shards))
+        try:
+            report = ray.get(shard.import_states.remote(states), timeout=max(c.cluster.call_timeout_s, 600))
+        except (*REMOTE_FAILURES, RayTaskError) as e:
+            self._failed(f"shard {k}", _describe(e))
+            return
+        topo.shards[k] = shard
+        topo.learner.replace_shard.remote(k, shard)
+        for actor in topo.actors:
+            actor.replace_shard.remote(k, shard)
+        restored = f"{report.get('size', 0)} transitions from {source}" if states else "empty (no replay checkpoint)"
+        self._progress.messages.append(
+            f"[supervisor] shard {k} restarted ({problem}) as incarnation {self._shard_incarnations[k]}: {restored}"
+        )
+
     def _failed(self, key: int | str, problem: str) -> None:
         """Schedule the restart of a dead worker after its back-off, or end the run past its restart cap."""
-        name = "the learner" if key == LEARNER else f"actor {key}"
+        name = "the learner" if key == LEARNER else key if isinstance(key, str) else f"actor {key}"
         delay = self.policy.delay(key)
         if delay is None:
             cc = self.config.cluster
@@ -368,6 +509,10 @@ class RayRuntime:
             ray.kill(topo.actors[index], no_restart=True)
         except REMOTE_FAILURES:
             pass
+        dead = self._seen.get((index, topo.incarnations[index]))
+        if dead and dead.get("in_flight"):
+            self._progress.lost += dead["in_flight"]  # pushes the dead incarnation never saw answered
+            dead["in_flight"] = 0
         topo.incarnations[index] += 1
         self.restarts["actor"] += 1
         self._progress.messages.append(f"[supervisor] actor {index}: starting incarnation {topo.incarnations[index]}")
@@ -418,10 +563,11 @@ class RayRuntime:
                 self.learner_timing[k] += s["window"][k]
             return
         p = self._progress
-        seen = self._seen.setdefault((key, s["incarnation"]), {"env_steps": 0, "transitions": 0})
-        p.env_steps += s["env_steps"] - seen["env_steps"]
-        p.inserted += s["transitions"] - seen["transitions"]
-        seen.update(env_steps=s["env_steps"], transitions=s["transitions"])
+        seen = self._seen.setdefault((key, s["incarnation"]), dict.fromkeys(ACCOUNTED, 0))
+        for name, field in ACCOUNTED.items():
+            setattr(p, field, getattr(p, field) + s[name] - seen[name])
+            seen[name] = s[name]
+        seen["in_flight"] = s["in_flight"]
         self._actors[key] = s
         w = s["window"]
         if w["episodes"]:
@@ -446,6 +592,7 @@ class RayRuntime:
             **{f"{kind}.restarts": n for kind, n in self.restarts.items()},
             "actor.pushes": sum(s["pushes"] for s in actors),
             "actor.push_failures": sum(s["push_failures"] for s in actors),
+            "actor.in_flight": sum(s["in_flight"] for s in actors),
             "actor.shards_alive_min": min((s["shards_alive"] for s in actors), default=None),
         }
         ls = self._learner_stats
