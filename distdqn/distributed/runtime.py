@@ -1,10 +1,11 @@
-"""The Ray runtime: wires the Ape-X topology on Ray in one function (`connect_components`) and moves data between
-the workers for the supervisor (`distdqn.supervisor`), through the `Runtime` protocol (`distdqn.runtime`).
+"""The Ray runtime: starts (or joins) Ray, builds the Ape-X graph (`distdqn.distributed.topology`) and moves data
+between the workers for the supervisor (`distdqn.supervisor`), through the `Runtime` protocol (`distdqn.runtime`).
 
 Workers run in slices: `run(WORK_SLICE_S)` returns the worker's stats, and the runtime keeps QUEUED_SLICES calls
 queued per worker so that a worker never waits while the supervisor evaluates, logs or writes a checkpoint. Workers
-are single-threaded Ray actors (see actor_worker's docstring for why). A dead actor is replaced with a new
-incarnation; a dead learner ends the run (`Progress.failure`).
+are single-threaded Ray actors (see actor_worker's docstring for why). Dead or hung workers are rebuilt (actors as a
+new incarnation, shards and the learner from the latest checkpoint) within the restart limits
+(`distdqn.distributed.restarts`).
 """
 
 from __future__ import annotations
@@ -19,22 +20,24 @@ import numpy as np
 import ray
 from ray.exceptions import RayTaskError
 
-from distdqn import checkpoint as ck
-from distdqn.config import Config, run_dir
-from distdqn.distributed.actor_worker import REMOTE_FAILURES, TIMING_KEYS, ActorSetup, ActorWorker
-from distdqn.distributed.launcher import check_resources, cluster_has_gpu, init_ray
-from distdqn.distributed.learner_worker import LEARNER_TIMING_KEYS, LearnerSetup, LearnerWorker
-from distdqn.distributed.param_store import ParameterStore
-from distdqn.distributed.replay_worker import ReplayShardWorker
+from distdqn.config import Config
+from distdqn.distributed.actor_worker import REMOTE_FAILURES, TIMING_KEYS
+from distdqn.distributed.launcher import init_ray
+from distdqn.distributed.learner_worker import LEARNER_TIMING_KEYS
 from distdqn.distributed.restarts import RestartPolicy
-from distdqn.envs import TaskShape, task_shape
+from distdqn.distributed.topology import (
+    connect_components,
+    cpus_needed,
+    latest_learner_state,
+    latest_shard_states,
+    make_actor,
+    make_learner,
+    make_shard,
+)
+from distdqn.envs import task_shape
 from distdqn.learner import NonFiniteWeightsError
 from distdqn.replay.prioritized import load_state_dir, save_state_dir
-from distdqn.runtime import ActorView, EpisodeRecord, Progress, RuntimeState, WorkerUnavailable, actor_seed
-
-# Hundreds of small calls per second flow between the workers; Ray's per-task event reporting (for its state API
-# and dashboard) would send each one to the GCS, which costs CPU the learner needs on a small machine.
-WORKER_OPTIONS = {"enable_task_events": False}
+from distdqn.runtime import ActorView, EpisodeRecord, Progress, RuntimeState, WorkerUnavailable
 
 # A RayTaskError from the learner's NonFiniteWeightsError is an instance of both (Ray derives the class).
 NON_FINITE = (NonFiniteWeightsError,)
@@ -55,28 +58,6 @@ QUEUED_SLICES = 2
 LEARNER = "learner"  # the learner's key among the workers (actors are keyed by index)
 
 
-@dataclasses.dataclass
-class Topology:
-    """Handles to every worker of a run."""
-
-    param_store: Any
-    shards: list
-    learner: Any
-    actors: list  # by index: the live actors (scaling down removes the highest indices)
-    incarnations: dict[int, int]  # actor index -> its latest incarnation (kept when scaled away: never reused)
-    actor_setup: ActorSetup  # what a new actor incarnation is built from
-    learner_setup: LearnerSetup  # what a restarted learner is built from
-    learner_gpus: int
-
-
-def make_actor(setup: ActorSetup, config: Config, index: int, incarnation: int):
-    return (
-        ray.remote(ActorWorker)
-        .options(num_cpus=config.cluster.actor_num_cpus, **WORKER_OPTIONS)
-        .remote(setup, index, incarnation, actor_seed(config.run.seed, index, incarnation))
-    )
-
-
 def _describe(error: Exception) -> str:
     """One line naming a worker's failure; for an exception raised inside a worker method, the original one."""
     cause = getattr(error, "cause", None) if isinstance(error, RayTaskError) else None
@@ -84,74 +65,6 @@ def _describe(error: Exception) -> str:
         error = cause
     first = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {first}"[:300] if first else type(error).__name__
-
-
-def _latest_learner_state(config: Config) -> tuple[dict[str, Any] | None, str]:
-    """The learner state (+ limiter) of the run's latest checkpoint, and where it came from ('no checkpoint' when
-    there is none: the learner restarts from scratch, or from the published weights)."""
-    try:
-        checkpoint = ck.find_checkpoint(run_dir(config))
-        state = ck.read_state(checkpoint)
-        return {"learner": ck.load_learner_state(checkpoint), "limiter": state["limiter"]}, f"checkpoint {checkpoint}"
-    except (FileNotFoundError, ck.CheckpointError, KeyError):
-        return None, "no checkpoint"
-
-
-def _latest_shard_states(config: Config, k: int, num_shards: int) -> tuple[list, str]:
-    """Shard `k`'s part of the latest checkpoint's replay (old shard i goes to shard i mod K), and its source."""
-    try:
-        checkpoint = ck.find_checkpoint(run_dir(config))
-        states = [load_state_dir(p) for i, p in enumerate(ck.replay_snapshot_dirs(checkpoint)) if i % num_shards == k]
-        return states, f"checkpoint {checkpoint}"
-    except (OSError, ValueError, KeyError):
-        return [], "no checkpoint"
-
-
-def make_learner(setup: LearnerSetup, config: Config, num_gpus: int):
-    return (
-        ray.remote(LearnerWorker)
-        .options(num_cpus=config.cluster.learner_num_cpus, num_gpus=num_gpus, **WORKER_OPTIONS)
-        .remote(setup, config.run.seed)
-    )
-
-
-def cpus_needed(c: Config) -> tuple[float, str]:
-    """CPUs the topology requests, and the arithmetic behind the number."""
-    actors = c.actor.num_actors * c.cluster.actor_num_cpus
-    shards = c.replay.num_shards * c.cluster.shard_num_cpus
-    total = actors + shards + c.cluster.learner_num_cpus
-    return total, (
-        f"{c.actor.num_actors} actors x {c.cluster.actor_num_cpus:g} + {c.replay.num_shards} shards x "
-        f"{c.cluster.shard_num_cpus:g} + learner {c.cluster.learner_num_cpus:g} = {total:g}"
-    )
-
-
-def connect_components(config: Config, shape: TaskShape) -> Topology:
-    """The whole component graph in one place: parameter store, K replay shards, the learner, N actors.
-
-    Resources are requested here and nowhere else: actors `cluster.actor_num_cpus` each, shards
-    `cluster.shard_num_cpus`, the learner one GPU when the cluster has one (or when asked), else CPUs.
-    """
-    c = config
-    gpus = c.cluster.learner_num_gpus
-    num_gpus = 1 if gpus == "1" or (gpus == "auto" and cluster_has_gpu()) else 0
-    cpus, breakdown = cpus_needed(c)
-    check_resources(cpus, num_gpus, breakdown)
-    timeout = c.cluster.call_timeout_s
-    param_store = ray.remote(ParameterStore).options(num_cpus=0, **WORKER_OPTIONS).remote()
-    shards = [
-        ray.remote(ReplayShardWorker)
-        .options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1, **WORKER_OPTIONS)
-        .remote(k, shape=shape, config=c.replay, seed=c.run.seed * 7919 + k)
-        for k in range(c.replay.num_shards)
-    ]
-    learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
-    learner_setup = LearnerSetup(c.network, learner_cfg, c.replay, shape, shards, param_store, timeout)
-    learner = make_learner(learner_setup, c, num_gpus)
-    actor_setup = ActorSetup(c.env, c.network, c.actor, c.replay, c.actor.num_actors, shards, param_store, timeout)
-    actors = [make_actor(actor_setup, c, i, 0) for i in range(c.actor.num_actors)]
-    incarnations = dict.fromkeys(range(c.actor.num_actors), 0)
-    return Topology(param_store, shards, learner, actors, incarnations, actor_setup, learner_setup, num_gpus)
 
 
 class RayRuntime:
@@ -467,13 +380,8 @@ class RayRuntime:
             pass
         self._shard_incarnations[k] += 1
         self.restarts["shard"] += 1
-        seed = c.run.seed * 7919 + k + 100_003 * self._shard_incarnations[k]
-        shard = (
-            ray.remote(ReplayShardWorker)
-            .options(num_cpus=c.cluster.shard_num_cpus, max_concurrency=1, **WORKER_OPTIONS)
-            .remote(k, shape=topo.learner_setup.shape, config=c.replay, seed=seed)
-        )
-        states, source = _latest_shard_states(c, k, len(topo.shards))
+        shard = make_shard(topo.learner_setup.shape, c, k, self._shard_incarnations[k])
+        states, source = latest_shard_states(c, k, len(topo.shards))
         try:
             report = ray.get(shard.import_states.remote(states), timeout=max(c.cluster.call_timeout_s, 600))
         except (*REMOTE_FAILURES, RayTaskError) as e:
@@ -531,7 +439,7 @@ class RayRuntime:
             pass
         self.restarts["learner"] += 1
         topo.learner = make_learner(topo.learner_setup, self.config, topo.learner_gpus)
-        state, source = _latest_learner_state(self.config)
+        state, source = latest_learner_state(self.config)
         version, weights = -1, None
         try:
             version, ref, _ = ray.get(topo.param_store.latest.remote(-1), timeout=self.config.cluster.call_timeout_s)

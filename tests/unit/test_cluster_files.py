@@ -93,7 +93,7 @@ def test_rayjob_entrypoint_runs_and_its_cluster_fits_the_run():
         run_mounts.add(tuple(m["mountPath"] for m in container.get("volumeMounts", [])))
         claims = {v["persistentVolumeClaim"]["claimName"] for v in group["template"]["spec"]["volumes"]}
         assert claims <= {d["metadata"]["name"] for d in all_docs if d["kind"] == "PersistentVolumeClaim"}
-    # the same sum as distdqn.distributed.driver.cpus_needed (not imported: unit tests do not import Ray)
+    # the same sum as distdqn.distributed.topology.cpus_needed (not imported: unit tests do not import Ray)
     needed = (
         config.actor.num_actors * c.actor_num_cpus + config.replay.num_shards * c.shard_num_cpus + c.learner_num_cpus
     )
