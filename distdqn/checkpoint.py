@@ -112,6 +112,18 @@ def load_learner_state(directory: Path, map_location: str = "cpu") -> dict[str, 
     return {**merge_tensors(skeleton, tensors), **rest}
 
 
+RUN_STATE_SHAPE = {"counters": dict, "config": dict, "actors": list, "limiter": dict}
+
+
+def read_run_state(directory: Path) -> dict[str, Any]:
+    """`read_state` of a whole-run checkpoint, its shape checked: one clear error instead of a KeyError later."""
+    state = read_state(directory)
+    wrong = [key for key, kind in RUN_STATE_SHAPE.items() if not isinstance(state.get(key), kind)]
+    if wrong:
+        raise CheckpointError(f"{directory / STATE_FILE}: wrong shape ({', '.join(wrong)} missing or of another type)")
+    return state
+
+
 def read_state(directory: Path) -> dict[str, Any]:
     path = directory / STATE_FILE
     try:
@@ -120,8 +132,9 @@ def read_state(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: corrupt JSON ({e})") from None
-    if state.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: unknown checkpoint format {state.get('format')!r} (expected {FORMAT_VERSION})")
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path}: unknown checkpoint format {found!r} (expected {FORMAT_VERSION})")
     return state
 
 
@@ -237,7 +250,7 @@ def check_architecture(saved: dict, config: Config) -> None:
 
 
 def saved_config(checkpoint: Path) -> Config:
-    state = read_state(checkpoint)
+    state = read_run_state(checkpoint)
     return build(Config, state["config"])
 
 
@@ -245,7 +258,7 @@ def config_for_resume(path: Path, overrides: list[str]) -> tuple[Config, Path]:
     """The checkpoint's resolved config with this command's overrides applied (actor count, shards, budgets...).
     The run directory stays the checkpoint's unless overridden; architecture keys must not change."""
     checkpoint = find_checkpoint(path)
-    state = read_state(checkpoint)
+    state = read_run_state(checkpoint)
     data = json.loads(json.dumps(state["config"]))  # a deep copy
     data.setdefault("run", {})["run_dir"] = str(run_dir_of(checkpoint))
     config = build(Config, apply_overrides(data, overrides))
@@ -297,7 +310,7 @@ def load_counters(path: Path):
 
     checkpoint = find_checkpoint(path)
     try:
-        return Counters(**read_state(checkpoint)["counters"])
+        return Counters(**read_run_state(checkpoint)["counters"])
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{checkpoint / STATE_FILE}: counters missing or of the wrong shape ({e})") from None
 

@@ -308,7 +308,7 @@ class Supervisor:
         """Continue from the checkpoint at `path` (a run directory or a checkpoint directory): learner, optimizer,
         actors by index (extra actors start fresh), rate limiter, replay snapshots. Call before `run()`."""
         checkpoint = ck.find_checkpoint(path)
-        saved = ck.read_state(checkpoint)
+        saved = ck.read_run_state(checkpoint)
         try:
             state = RuntimeState(ck.load_learner_state(checkpoint), saved["limiter"], list(saved["actors"]))
         except (KeyError, TypeError) as error:

@@ -106,3 +106,40 @@ def test_bad_input_is_one_clear_error(args, message):
 def test_show_config_applies_overrides():
     out = distdqn("show-config", "-c", "configs/keyword_easy.yaml", "actor.n_step=5")
     assert "n_step: 5" in out.stdout and "task: keyword" in out.stdout
+
+
+def one_line_error(out: subprocess.CompletedProcess) -> str:
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.startswith("distdqn:")]
+    assert len(lines) == 1, out.stderr
+    return lines[0]
+
+
+def test_failure_paths_end_with_one_line(tmp_path):
+    """A run directory that cannot be created, a task that raises mid-run, and a checkpoint whose state.json is
+    corrupt or of the wrong shape: each ends with one line naming the cause, never a traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    line = one_line_error(distdqn("train", "--local", "--run-dir", str(blocker / "run"), *COPY, check=False))
+    assert "NotADirectoryError" in line or "Not a directory" in line
+
+    run = tmp_path / "flaky"
+    out = distdqn(
+        "train", "--local", "--quiet", "--run-dir", str(run), *COPY, "env.task=tests.fakes:FlakyCopyEnv",
+        "env.options={fail_after_steps: 40}", "--examples", "0", "--json", str(tmp_path / "flaky.json"), check=False,
+    )  # fmt: skip
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    summary = json.loads((tmp_path / "flaky.json").read_text())
+    assert summary["stop_reason"] == "failed: RuntimeError: flaky task: step 41 fails on purpose"
+    state = json.loads(next((run / "checkpoints").glob("0*/state.json")).read_text())  # the final checkpoint
+    assert state["counters"]["updates"] == summary["updates"]
+
+    checkpoint = next((run / "checkpoints").glob("0*"))
+    (checkpoint / "state.json").write_text('{"format": 1, "counters": {"updates": "x", "nonsense": 1}}')
+    line = one_line_error(distdqn("train", "--local", "--resume", str(run), check=False))
+    assert "state.json" in line and "wrong shape" in line
+    (checkpoint / "state.json").write_text("{not json")
+    for command in (["train", "--local", "--resume", str(run)], ["eval", str(run)], ["generate", str(run)]):
+        line = one_line_error(distdqn(*command, check=False))
+        assert "state.json: corrupt JSON" in line
