@@ -145,6 +145,7 @@ class ClusterConfig:
     shard_num_cpus: NonNegativeFloat = 0.25  # CPU request per replay shard (0: reserve none)
     learner_num_cpus: NonNegativeFloat = 1.0  # CPU request of the learner worker (0: reserve none)
     learner_num_gpus: Literal["auto", "0", "1"] = "auto"  # auto: 1 when the cluster has a GPU
+    wait_for_resources_s: NonNegativeFloat = 0.0  # >0: wait this long for CPUs/GPUs (autoscaling) instead of failing
     call_timeout_s: PositiveFloat = 60.0  # timeout of remote calls; a worker silent this long is treated as dead
     max_restarts: NonNegativeInt = 10  # restarts allowed per worker within restart_window_s; one more ends the run
     restart_window_s: PositiveFloat = 600.0  # the window of max_restarts

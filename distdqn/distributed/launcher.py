@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 from pathlib import Path
 
 import ray
@@ -97,13 +98,29 @@ def cluster_has_gpu() -> bool:
     return ray.cluster_resources().get("GPU", 0) >= 1
 
 
-def check_resources(cpus_needed: float, gpus_needed: float, breakdown: str) -> None:
-    """Fail at once, showing the arithmetic, when the cluster cannot fit the topology (instead of hanging)."""
-    have = ray.cluster_resources()
-    cpus, gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
-    if cpus_needed > cpus or gpus_needed > gpus:
-        raise ClusterConnectError(
-            f"the run needs {cpus_needed:g} CPUs and {gpus_needed:g} GPUs ({breakdown}) but the "
-            f"Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs; lower --actors or "
-            "cluster.actor_num_cpus, or add nodes"
+def check_resources(
+    cpus_needed: float, gpus_needed: float, breakdown: str, wait_s: float = 0.0, say=print, poll_s: float = 5.0
+) -> None:
+    """Check that the cluster can schedule the topology now (its available CPUs and GPUs, not only its total),
+    showing the arithmetic when it cannot. With `wait_s` > 0 (an autoscaling cluster: `cluster.wait_for_resources_s`)
+    wait up to that long, saying so, for nodes to join or other jobs to finish, instead of refusing at once."""
+    deadline = time.monotonic() + wait_s
+    announced = False
+    while True:
+        total, free = ray.cluster_resources(), ray.available_resources()
+        cpus, gpus = free.get("CPU", 0.0), free.get("GPU", 0.0)
+        if cpus_needed <= cpus + 1e-9 and gpus_needed <= gpus + 1e-9:
+            return
+        shortfall = (
+            f"the run needs {cpus_needed:g} CPUs and {gpus_needed:g} GPUs ({breakdown}) but the Ray cluster can "
+            f"schedule {cpus:g} CPUs and {gpus:g} GPUs now (of {total.get('CPU', 0.0):g} and {total.get('GPU', 0.0):g})"
         )
+        if time.monotonic() >= deadline:
+            raise ClusterConnectError(
+                f"{shortfall}; lower --actors or cluster.actor_num_cpus, add nodes, or set "
+                "cluster.wait_for_resources_s on an autoscaling cluster"
+            )
+        if not announced:
+            say(f"[cluster] {shortfall}; waiting up to {wait_s:g} s for resources (cluster.wait_for_resources_s)")
+            announced = True
+        time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))

@@ -89,7 +89,7 @@ def connect_components(config: Config, shape: TaskShape) -> Topology:
     gpus = c.cluster.learner_num_gpus
     num_gpus = 1 if gpus == "1" or (gpus == "auto" and cluster_has_gpu()) else 0
     cpus, breakdown = cpus_needed(c)
-    check_resources(cpus, num_gpus, breakdown)
+    check_resources(cpus, num_gpus, breakdown, wait_s=c.cluster.wait_for_resources_s)
     timeout = c.cluster.call_timeout_s
     param_store = ray.remote(ParameterStore).options(num_cpus=0, **WORKER_OPTIONS).remote()
     shards = [make_shard(shape, c, k) for k in range(c.replay.num_shards)]

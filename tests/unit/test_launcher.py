@@ -72,3 +72,41 @@ def test_cli_unreachable_address_is_one_line():
         f"distdqn: error: cannot reach the Ray cluster at 127.0.0.1:{port} (Connection refused); "
         "is the head node running (`ray start --head`) and the port open?"
     ]
+
+
+class FakeCluster:
+    """Stands in for ray.cluster_resources / available_resources: nodes join after `joins_after` polls."""
+
+    def __init__(self, joins_after: int):
+        self.polls, self.joins_after = 0, joins_after
+
+    def total(self):
+        return {"CPU": 8.0 if self.polls > self.joins_after else 2.0}
+
+    def free(self):
+        self.polls += 1
+        return self.total()
+
+
+def test_resource_check_counts_what_can_be_scheduled_now(monkeypatch):
+    import distdqn.distributed.launcher as launcher
+
+    monkeypatch.setattr(launcher.ray, "cluster_resources", lambda: {"CPU": 8.0})
+    monkeypatch.setattr(launcher.ray, "available_resources", lambda: {"CPU": 1.5})  # the rest is taken
+    with pytest.raises(
+        ClusterConnectError, match=r"needs 3 CPUs .* can schedule 1.5 CPUs and 0 GPUs now \(of 8 and 0\)"
+    ):
+        launcher.check_resources(3.0, 0.0, "2 actors x 1 + learner 1 = 3")
+
+
+def test_resource_check_waits_for_an_autoscaling_cluster(monkeypatch):
+    import distdqn.distributed.launcher as launcher
+
+    cluster = FakeCluster(joins_after=2)
+    monkeypatch.setattr(launcher.ray, "cluster_resources", cluster.total)
+    monkeypatch.setattr(launcher.ray, "available_resources", cluster.free)
+    said = []
+    launcher.check_resources(4.0, 0.0, "...", wait_s=5.0, say=said.append, poll_s=0.01)
+    assert cluster.polls == 3 and len(said) == 1 and "waiting up to 5 s" in said[0]
+    with pytest.raises(ClusterConnectError, match="cluster.wait_for_resources_s"):
+        launcher.check_resources(64.0, 0.0, "...", wait_s=0.05, say=said.append, poll_s=0.01)
