@@ -115,8 +115,8 @@ def format_status(s: dict[str, Any]) -> str:
         f"({num('updates_per_s')}/s), samples per insert {num('samples_per_insert', '.2f')}",
         f"success    held-out {num('eval_success', '.3f')} (best {num('best_success', '.3f')}, target "
         f"{s.get('target_success') or '-'}), training {num('train_success', '.3f')}",
-        f"actors     {s.get('actors_alive')} alive (target {s.get('actors_target')}), restarts "
-        f"{num('actor_restarts')}, weights lag {num('version_lag')}",
+        f"actors     {s.get('actors_alive')} alive (target {s.get('actors_target')}), weights lag {num('version_lag')}",
+        "restarts   " + ", ".join(f"{kind} {n}" for kind, n in (s.get("restarts") or {}).items()),
     ]
     nodes = s.get("actors_by_node") or {}
     if nodes:

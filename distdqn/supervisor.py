@@ -94,6 +94,7 @@ class Supervisor:
             self._attempt("the final checkpoint", lambda: self.save_checkpoint(final=True))
             if examples and not failed:
                 self._attempt("the examples", lambda: self.show_examples(examples))
+            self._record = {**self._record, **self._extras()}  # the final view, not the last periodic one
             self.publish_status("failed" if failed else "finished", reason)
         return self.tracker.summary(reason)
 
@@ -215,6 +216,7 @@ class Supervisor:
             "actors_alive": len(self._actors),
             "actors_target": self.actors_target,
             "actor_restarts": r.get("actor.restarts", 0),
+            "restarts": {kind: r.get(f"{kind}.restarts", 0) for kind in ("actor", "shard", "learner")},
             "actors_by_node": by_node,
             "epsilons": {str(i): round(v.epsilon, 6) for i, v in sorted(self._actors.items())},
             "version": c.version,

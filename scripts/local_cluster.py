@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 MARKER = "LOCAL_CLUSTER_ID"
+NODE_MARKER = "LOCAL_CLUSTER_NODE"  # which node a process belongs to (its raylet's workers inherit it)
 STATE_FILE = "cluster.json"
 
 
@@ -55,15 +56,18 @@ def _ports(*names: str) -> list[str]:
     return [f"--{name}={_free_port()}" for name in names]
 
 
-def marked_pids(cluster_id: str) -> list[int]:
-    """PIDs of this user's processes whose environment carries `LOCAL_CLUSTER_ID=cluster_id`."""
+def marked_pids(cluster_id: str, node: str | None = None) -> list[int]:
+    """PIDs of this user's processes whose environment carries `LOCAL_CLUSTER_ID=cluster_id` (and, with `node`,
+    `LOCAL_CLUSTER_NODE=node`)."""
     needle = f"{MARKER}={cluster_id}".encode()
+    node_needle = f"{NODE_MARKER}={node}".encode() if node else None
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            if needle in environ and (node_needle is None or node_needle in environ):
                 pids.append(int(entry.name))
         except OSError:  # gone, or another user's process
             continue
@@ -207,6 +211,7 @@ class LocalCluster:
             ),
         ]
         # a new session: the node's processes are not in the caller's process group (a ^C there is not theirs)
+        env = env | {NODE_MARKER: name}
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.state.node_pids.append(proc.pid)
         self.state.node_names.append(name)
@@ -241,6 +246,15 @@ class LocalCluster:
             if not _alive(pid):
                 log = (self.directory / f"{name}.log").read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"`ray start` of node {name} exited; its log ends:\n{log}")
+
+    def kill_node(self, name: str) -> list[int]:
+        """SIGKILL every process of node `name` (e.g. "worker1"): what losing a machine looks like to Ray."""
+        assert self.state
+        pids = marked_pids(self.state.cluster_id, node=name)
+        for pid in pids:
+            _signal(pid, signal.SIGKILL)
+        _wait_gone(pids, 10.0)
+        return pids
 
     def stop(self, grace_s: float = 15.0) -> None:
         """End every process of this cluster, by PID: SIGTERM (Ray's own graceful shutdown), then SIGKILL."""

@@ -5,8 +5,10 @@ of a submitted run. Each run must have placed its workers on both nodes; nothing
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,49 @@ def test_submit_from_clean_clone_then_resume(cluster, tmp_path):
     assert resumed["updates"] >= 400, resumed
     assert resumed["updates"] > first["updates"]
     assert_new_job_spanned_nodes(cluster, before)
+
+
+def test_losing_a_node_moves_its_workers_to_the_rest(cluster, tmp_path):
+    """Every process of the worker node is killed mid-run (what losing a machine looks like): its actors (and the
+    shard or learner when they were there) are rebuilt on the head, and training goes on. Runs last: the node stays
+    dead."""
+    from distdqn import control
+
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "distdqn", "train", *TRAIN, "--max-updates", "100000", "--run-dir", str(run_dir)]
+    # everything fits on the head alone once the worker node is gone (0.25 x 2 + 0.25 + 0.25 <= 1 CPU)
+    cmd += ["--address", cluster.address, "cluster.actor_num_cpus=0.25", "cluster.learner_num_cpus=0.25"]
+    cmd += ["cluster.call_timeout_s=20", "checkpoint.interval_updates=50"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=cluster.env | {"PYTHONPATH": str(REPO)}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def status():
+        try:
+            return control.read_status(run_dir)
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def wait_until(predicate, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate(s := status()):
+                return s
+            assert proc.poll() is None, proc.communicate()[0][-4000:]
+            time.sleep(0.5)
+        raise AssertionError(f"timed out; last status {status()}")
+
+    try:
+        before = wait_until(lambda s: s.get("state") == "running" and s.get("updates", 0) >= 60, 240)
+        assert len(before["actors_by_node"]) == 2, before["actors_by_node"]  # spread over both nodes
+        assert cluster.kill_node("worker1")
+        after = wait_until(
+            lambda s: sum(s["restarts"].values()) >= 1 and s["updates"] >= before["updates"] + 150
+            and s["actors_alive"] == 2 and len(s["actors_by_node"]) == 1,
+            240,
+        )  # fmt: skip
+        assert after["inserted"] > before["inserted"]
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, output[-4000:]
+    finally:
+        proc.kill()
