@@ -121,6 +121,8 @@ class RayRuntime:
             if self._due:  # wake up for the next restart
                 left = max(min(left, min(due for due, _ in self._due.values()) - time.monotonic()), 0.0)
             if not heads:
+                if not self._due:
+                    break  # nothing queued and no restart pending: nothing to wait for
                 time.sleep(left)
                 continue
             ready, _ = ray.wait(list(heads), num_returns=1, timeout=left)
