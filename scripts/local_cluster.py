@@ -12,7 +12,7 @@ Every node gets its own ports (no clash with another cluster on the machine, nor
 custom resource naming it (`node:head`, `node:worker1`, ... as `{"lc_head": 1}`, `{"lc_worker1": 1}`), and token
 authentication with a token file in the cluster's directory (HOME points there too, so ~/.ray is never touched).
 
-Stopping never runs `ray stop` (it kills every Ray process of the user, other clusters included): each node is
+Stopping never uses Ray's own stop command (it kills every Ray process of the user, other clusters included): each node is
 started as `ray start --block` in a new session, and every process the cluster spawned carries an environment
 marker (LOCAL_CLUSTER_ID) that its children inherit, so `stop` signals exactly those processes, by PID (SIGTERM,
 then SIGKILL after a grace period), and checks that none is left.
