@@ -28,6 +28,17 @@ COPY_RUN = [
     "run.eval_episodes=64",
 ]
 
+# COPY_RUN as a supervised run on either runtime: no periodic evaluation or checkpoint unless a test asks, frequent
+# logs, and CPU requests that fit a 4-CPU test instance.
+SUPERVISED_RUN = [
+    *COPY_RUN,
+    "run.eval_interval_s=1000",
+    "run.log_interval_s=0.2",
+    "checkpoint.interval_s=0",
+    "cluster.actor_num_cpus=0.5",
+    "cluster.learner_num_cpus=0.5",
+]
+
 
 class CopyEnv(TextEnv):
     """Copy the prompt's letter, then stop: `copy c` -> `c <eos>`. Oracle return 1.0, success 1."""

@@ -30,3 +30,11 @@ def ray_cluster():
     else:
         os.environ["RAY_TMPDIR"] = previous
     assert not ray.is_initialized()
+
+
+@pytest.fixture(params=["local", "ray"])
+def runtime(request):
+    """Each test using it runs once per runtime; the Ray one on this module's Ray instance."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+    return request.param

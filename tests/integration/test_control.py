@@ -19,27 +19,15 @@ from distdqn.cli import main
 from distdqn.config import load_config
 from distdqn.exploration import epsilon_ladder
 from distdqn.trainer import build_supervisor
-from tests.fakes import COPY_RUN
+from tests.fakes import SUPERVISED_RUN
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 BASE = [
-    *COPY_RUN,
-    "run.eval_interval_s=1000",
-    "run.log_interval_s=0.2",
-    "checkpoint.interval_s=0",
+    *SUPERVISED_RUN,
     "actor.eps_decay_steps=0",  # epsilons sit on the ladder from the start
-    "cluster.actor_num_cpus=0.5",
-    "cluster.learner_num_cpus=0.5",
 ]
-
-
-@pytest.fixture(params=["local", "ray"])
-def runtime(request):
-    if request.param == "ray":
-        request.getfixturevalue("ray_cluster")
-    return request.param
 
 
 def wait_for(predicate, timeout=120.0, what="condition"):

@@ -11,25 +11,13 @@ import pytest
 from distdqn import checkpoint as ck
 from distdqn.config import load_config
 from distdqn.trainer import build_supervisor
-from tests.fakes import COPY_RUN
+from tests.fakes import SUPERVISED_RUN
 
 pytestmark = pytest.mark.integration
 
 BASE = [
-    *COPY_RUN,
-    "run.eval_interval_s=1000",
-    "run.log_interval_s=0.2",
-    "checkpoint.interval_s=0",
-    "cluster.actor_num_cpus=0.5",
-    "cluster.learner_num_cpus=0.5",
+    *SUPERVISED_RUN,
 ]
-
-
-@pytest.fixture(params=["local", "ray"])
-def runtime(request):
-    if request.param == "ray":
-        request.getfixturevalue("ray_cluster")
-    return request.param
 
 
 def run(runtime, tmp_path, *overrides, during=None):
