@@ -136,9 +136,17 @@ def main() -> None:
             f"cluster: head + 1 worker node, 2 logical CPUs each, at {cluster.address} (machine: {os.cpu_count()} cores)"
         )
         for n in counts:
-            row = run_once(cluster.address, n, seconds, args.seed)
+            try:
+                row = run_once(cluster.address, n, seconds, args.seed)
+            except Exception as error:  # e.g. 2 cores too loaded for Ray's control plane: say so, keep the rest
+                print(f"  {n} actors: failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})", flush=True)
+                rows.append({"actors": n, "error": f"{type(error).__name__}"})
+                continue
             rows.append(row)
             print(f"  {n} actors: {row['env_steps_per_s']:,.0f} env steps/s", flush=True)
+            if args.json:  # after every row: a later failure keeps what was measured
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     print("| " + " | ".join(title for _, title, _ in COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     for row in rows:
