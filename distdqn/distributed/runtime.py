@@ -260,6 +260,9 @@ class RayRuntime:
                 self._fold(refs[ref], ray.get(ref))
             except REMOTE_FAILURES:
                 pass
+        for seen in self._seen.values():  # still unanswered now (a dead or restarting actor's pushes): lost
+            self._progress.lost += seen.get("in_flight", 0)
+            seen["in_flight"] = 0
         return self._report()
 
     def close(self) -> None:
