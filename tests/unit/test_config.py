@@ -219,7 +219,8 @@ def test_resume_overrides_take_the_same_typed_path(tmp_path):
 
     checkpoint = tmp_path / "run" / "checkpoints" / "0000000010"
     checkpoint.mkdir(parents=True)
-    (checkpoint / STATE_FILE).write_text(json.dumps({"format": 1, "config": load_config().to_dict()}))
+    state = {"format": 1, "config": load_config().to_dict(), "counters": {}, "actors": [], "limiter": {}}
+    (checkpoint / STATE_FILE).write_text(json.dumps(state))
     config, found = config_for_resume(
         tmp_path / "run", ["run.name=2024", "cluster.learner_num_gpus=1", "actor.num_actors=3"]
     )
