@@ -50,7 +50,9 @@ def test_data_flows_versions_advance_target_syncs(ray_cluster, tmp_path):
     assert learner["replay"]["updates_applied"] > 0  # priorities went back to the shards
     assert all(a["version"] >= 2 for a in actors)  # published weights reached every actor
     assert all(s["inserted"] > 0 and s["sampled"] > 0 and s["rejected"] == 0 for s in shards)
-    assert sum(s["inserted"] for s in shards) == sum(a["transitions"] for a in actors)
+    assert sum(s["inserted"] for s in shards) == sum(a["inserted"] for a in actors)  # every acked push is stored
+    for a in actors:  # and every transition an actor made is accounted for
+        assert a["transitions"] == a["inserted"] + a["rejected"] + a["duplicates"] + a["lost"] + a["in_flight"]
     # nothing left running: every worker of the run is gone
     for handle in [*topo.actors, topo.learner, *topo.shards, topo.param_store]:
         with pytest.raises(ray.exceptions.RayActorError):
