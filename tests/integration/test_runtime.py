@@ -49,7 +49,11 @@ def test_data_flows_versions_advance_target_syncs(ray_cluster, tmp_path):
     assert learner["target_syncs"] == learner["updates"] // 20  # hard sync exactly every 20 updates
     assert learner["replay"]["updates_applied"] > 0  # priorities went back to the shards
     assert all(a["version"] >= 2 for a in actors)  # published weights reached every actor
-    assert all(s["inserted"] > 0 and s["sampled"] > 0 and s["rejected"] == 0 for s in shards)
+    assert all(s["rejected"] == 0 for s in shards), [s["last_error"] for s in shards]
+    # each actor pushes to its own shard; sampling follows priority totals, so on a loaded machine one shard may
+    # not have been sampled yet within 100 updates: the samples are checked in total
+    assert all(s["inserted"] > 0 for s in shards), shards
+    assert sum(s["sampled"] for s in shards) > 0
     assert sum(s["inserted"] for s in shards) == sum(a["inserted"] for a in actors)  # every acked push is stored
     for a in actors:  # and every transition an actor made is accounted for
         assert a["transitions"] == a["inserted"] + a["rejected"] + a["duplicates"] + a["lost"] + a["in_flight"]
