@@ -3,9 +3,6 @@ messages (every one rejected, exact counts, still serving), made-up senders (a b
 under the learner's client and an actor's pushes (no crash, re-routing, every transition accounted for, replaced
 shards used again), and a resume that keeps every transition (no duplicates, replay growth equal to the inserts)."""
 
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,25 +30,9 @@ CONFIG = ReplayConfig(capacity=20_000, num_shards=2, min_size_to_sample=10, samp
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    tmp = tempfile.mkdtemp(prefix="rf-", dir="/tmp")  # short: Ray's socket paths have a length limit
-    previous = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = tmp
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}},
-    )
-    yield
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
-    if previous is None:
-        del os.environ["RAY_TMPDIR"]
-    else:
-        os.environ["RAY_TMPDIR"] = previous
-    assert not ray.is_initialized()
+def ray_local(ray_cluster):
+    """The module's Ray instance (conftest's `ray_cluster`)."""
+    return ray_cluster
 
 
 def make_shard(k: int, shape=SHAPE, config=CONFIG, **kw):

@@ -1,10 +1,6 @@
 """Replay shards on a real local Ray: bytes in, batches out across shards, bad input, duplicates, priorities,
 snapshots, a dead shard, and nothing left running afterwards."""
 
-import os
-import shutil
-import tempfile
-
 import numpy as np
 import pytest
 
@@ -26,19 +22,9 @@ CONFIG = ReplayConfig(capacity=3000, num_shards=3, min_size_to_sample=10, sample
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    tmp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")  # short: Ray's socket paths have a length limit
-    previous = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = tmp
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
-    if previous is None:
-        del os.environ["RAY_TMPDIR"]
-    else:
-        os.environ["RAY_TMPDIR"] = previous
-    assert not ray.is_initialized()
+def ray_local(ray_cluster):
+    """The module's Ray instance (conftest's `ray_cluster`)."""
+    return ray_cluster
 
 
 def make_shard(k: int, config: ReplayConfig = CONFIG, snapshot_path: str | None = None):
