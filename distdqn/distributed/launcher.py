@@ -98,13 +98,24 @@ def cluster_has_gpu() -> bool:
     return ray.cluster_resources().get("GPU", 0) >= 1
 
 
+RELEASE_GRACE_S = 15.0  # how long a shortfall that the cluster's total covers may last before it is an error
+
+
 def check_resources(
-    cpus_needed: float, gpus_needed: float, breakdown: str, wait_s: float = 0.0, say=print, poll_s: float = 5.0
+    cpus_needed: float,
+    gpus_needed: float,
+    breakdown: str,
+    wait_s: float = 0.0,
+    say=print,
+    poll_s: float = 5.0,
+    grace_s: float = RELEASE_GRACE_S,
 ) -> None:
     """Check that the cluster can schedule the topology now (its available CPUs and GPUs, not only its total),
     showing the arithmetic when it cannot. With `wait_s` > 0 (an autoscaling cluster: `cluster.wait_for_resources_s`)
-    wait up to that long, saying so, for nodes to join or other jobs to finish, instead of refusing at once."""
-    deadline = time.monotonic() + wait_s
+    wait up to that long, saying so, for nodes to join or other jobs to finish, instead of refusing at once.
+    A shortfall that the cluster's total covers is waited out quietly for `grace_s` first: the workers of a run that
+    just ended in this process (a resumed session, a sweep's previous trial) take a moment to hand theirs back."""
+    began = time.monotonic()
     announced = False
     while True:
         total, free = ray.cluster_resources(), ray.available_resources()
@@ -115,12 +126,14 @@ def check_resources(
             f"the run needs {cpus_needed:g} CPUs and {gpus_needed:g} GPUs ({breakdown}) but the Ray cluster can "
             f"schedule {cpus:g} CPUs and {gpus:g} GPUs now (of {total.get('CPU', 0.0):g} and {total.get('GPU', 0.0):g})"
         )
-        if time.monotonic() >= deadline:
+        fits_total = cpus_needed <= total.get("CPU", 0.0) + 1e-9 and gpus_needed <= total.get("GPU", 0.0) + 1e-9
+        waited = time.monotonic() - began
+        if waited >= max(wait_s, grace_s if fits_total else 0.0):
             raise ClusterConnectError(
                 f"{shortfall}; lower --actors or cluster.actor_num_cpus, add nodes, or set "
                 "cluster.wait_for_resources_s on an autoscaling cluster"
             )
-        if not announced:
+        if wait_s > 0 and not announced:
             say(f"[cluster] {shortfall}; waiting up to {wait_s:g} s for resources (cluster.wait_for_resources_s)")
             announced = True
-        time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
+        time.sleep(min(poll_s if wait_s > 0 else 0.25, max(max(wait_s, grace_s) - waited, 0.0)))

@@ -55,6 +55,7 @@ ACCOUNTED = {
 SHARD_PING_S = 2.0  # how often the runtime checks that every replay shard answers
 WORK_SLICE_S = 0.5
 QUEUED_SLICES = 2
+CLOSE_WAIT_S = 10.0  # how long close() waits for killed workers to be gone (their resources free again)
 LEARNER = "learner"  # the learner's key among the workers (actors are keyed by index)
 
 
@@ -266,13 +267,19 @@ class RayRuntime:
         return self._report()
 
     def close(self) -> None:
-        """Kill every worker this run started, and the Ray instance when this process started it."""
+        """Kill every worker this run started and wait (up to CLOSE_WAIT_S) until they are gone, so that their
+        resources are free for the next run in this process (a resumed session, a sweep's next trial); then stop
+        the Ray instance when this process started it."""
         topo = self.topo
-        for handle in [*topo.actors, topo.learner, *topo.shards, topo.param_store]:
+        handles = [*topo.actors, topo.learner, *topo.shards, topo.param_store]
+        for handle in handles:
             try:
                 ray.kill(handle, no_restart=True)
             except REMOTE_FAILURES:
                 pass
+        if not self.started_ray:
+            gone = [handle.__ray_ready__.remote() for handle in handles]  # each ends in an error once it is dead
+            ray.wait(gone, num_returns=len(gone), timeout=CLOSE_WAIT_S)
         if self.started_ray:
             ray.shutdown()
             self.started_ray = False

@@ -96,7 +96,21 @@ def test_resource_check_counts_what_can_be_scheduled_now(monkeypatch):
     with pytest.raises(
         ClusterConnectError, match=r"needs 3 CPUs .* can schedule 1.5 CPUs and 0 GPUs now \(of 8 and 0\)"
     ):
-        launcher.check_resources(3.0, 0.0, "2 actors x 1 + learner 1 = 3")
+        launcher.check_resources(3.0, 0.0, "2 actors x 1 + learner 1 = 3", grace_s=0.05)
+
+
+def test_resource_check_waits_quietly_for_resources_a_finished_run_hands_back(monkeypatch):
+    import distdqn.distributed.launcher as launcher
+
+    frees = [{"CPU": 1.0}, {"CPU": 1.0}]  # the previous run's workers are gone on the 3rd poll
+    monkeypatch.setattr(launcher.ray, "cluster_resources", lambda: {"CPU": 8.0})
+    monkeypatch.setattr(launcher.ray, "available_resources", lambda: frees.pop(0) if frees else {"CPU": 8.0})
+    monkeypatch.setattr(launcher.time, "sleep", lambda s: None)
+    said = []
+    launcher.check_resources(3.0, 0.0, "...", say=said.append)
+    assert said == []
+    with pytest.raises(ClusterConnectError, match="can schedule 8 CPUs .* now \\(of 8"):
+        launcher.check_resources(16.0, 0.0, "...", say=said.append)  # more than the cluster has: no grace
 
 
 def test_resource_check_waits_for_an_autoscaling_cluster(monkeypatch):
