@@ -107,7 +107,20 @@ def test_train_address_on_a_cluster_node(cluster, tmp_path):
     assert_new_job_spanned_nodes(cluster, before)
 
 
-def test_submit_from_clean_clone_then_resume(cluster, tmp_path):
+def read_status(run_dir: Path) -> dict:
+    from distdqn import control
+
+    try:
+        return control.read_status(run_dir)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def test_submit_from_clean_clone_stop_with_ray_job_stop_then_resume(cluster, tmp_path):
+    """The submitted-job life cycle: submit from a fresh clone, preempt it with `ray job stop` (SIGTERM, then
+    SIGKILL after RAY_JOB_STOP_WAIT_TIME_S) once it has trained, and resume it as a second submitted job."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
     assert not (clone / ".venv").exists()
@@ -116,21 +129,34 @@ def test_submit_from_clean_clone_then_resume(cluster, tmp_path):
     client = {"PYTHON": sys.executable}  # the submitting machine's Python (with ray); not the cluster's
 
     before = nodes_by_job(cluster)
-    train = [*TRAIN, "--max-updates", "200", "--run-dir", str(run_dir), "--json", str(run_dir / "summary.json")]
-    out = run([*submit, "--", *train], cluster, tmp_path, **client)
-    assert "SUCCEEDED" in out.stdout
-    first = json.loads((run_dir / "summary.json").read_text())
-    assert first["run_dir"] == str(run_dir) and (run_dir / "checkpoints" / "latest").exists()
+    train = [*TRAIN, "--max-updates", "100000", "--run-dir", str(run_dir), "--json", str(run_dir / "summary.json")]
+    run([*submit, "--no-wait", "--submission-id", "first", "--", *train], cluster, tmp_path, **client)
+    deadline = time.monotonic() + 240
+    while read_status(run_dir).get("updates", 0) < 100:
+        assert time.monotonic() < deadline, f"the submitted run did not train: {read_status(run_dir)}"
+        time.sleep(0.5)
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    run([ray_cli, "job", "stop", "--address", cluster.dashboard_url, "first"], cluster, tmp_path, timeout=180)
+    jobs = JobSubmissionClient(cluster.dashboard_url)
+    deadline = time.monotonic() + 120
+    while not (status := jobs.get_job_status("first")).is_terminal():
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)
+    assert status == JobStatus.STOPPED
+    first = json.loads((run_dir / "summary.json").read_text())  # the run stopped itself: summary, final checkpoint
+    assert first["run_dir"] == str(run_dir) and first["stop_reason"] == "interrupted (SIGTERM)", first
+    assert first["updates"] >= 100 and (run_dir / "checkpoints" / "latest").exists()
     assert_new_job_spanned_nodes(cluster, before)
 
     before = nodes_by_job(cluster)
-    resume = ["--resume", str(run_dir), "--max-updates", "400", "--quiet", "--examples", "0"]
+    budget = first["updates"] + 200
+    resume = ["--resume", str(run_dir), "--max-updates", str(budget), "--quiet", "--examples", "0"]
     resume += ["--json", str(run_dir / "resumed.json")]
     out = run([*submit, "--", *resume], cluster, tmp_path, **client)
+    assert "SUCCEEDED" in out.stdout
     resumed = json.loads((run_dir / "resumed.json").read_text())
     assert resumed["run_dir"] == str(run_dir)
-    assert resumed["updates"] >= 400, resumed
-    assert resumed["updates"] > first["updates"]
+    assert resumed["updates"] >= budget, resumed  # counted on from the stopped run's checkpoint
     assert_new_job_spanned_nodes(cluster, before)
 
 
@@ -138,7 +164,6 @@ def test_losing_a_node_moves_its_workers_to_the_rest(cluster, tmp_path):
     """Every process of the worker node is killed mid-run (what losing a machine looks like): its actors (and the
     shard or learner when they were there) are rebuilt on the head, and training goes on. Runs last: the node stays
     dead."""
-    from distdqn import control
 
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "distdqn", "train", *TRAIN, "--max-updates", "100000", "--run-dir", str(run_dir)]
@@ -149,10 +174,7 @@ def test_losing_a_node_moves_its_workers_to_the_rest(cluster, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
 
     def status():
-        try:
-            return control.read_status(run_dir)
-        except (FileNotFoundError, ValueError):
-            return {}
+        return read_status(run_dir)
 
     def wait_until(predicate, timeout_s):
         deadline = time.monotonic() + timeout_s
