@@ -60,3 +60,66 @@ def save_model(model, tokenizer, directory: str | Path) -> Path:
     model.save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
     return directory
+
+
+def task_corpus(task: str, difficulty: str = "easy") -> tuple[list[tuple[str, str]], list[str]]:
+    """(train (prompt, answer) demonstrations, extra tokenizer text: the task's words and held-out prompts) of a
+    `TextTask` by name or `module:Class`. Held-out answers are never used."""
+    from distdqn.envs.registry import resolve
+    from distdqn.envs.text import TextTask
+
+    factory = resolve(task)
+    if not (isinstance(factory, type) and issubclass(factory, TextTask)):
+        raise ValueError(f"task {task!r} is not a task over text (a TextTask): use e.g. keyword_text")
+    t = factory(difficulty=difficulty)
+    return t.demonstrations("train"), (t.allowed_words() or []) + t.prompts("test")
+
+
+def pretrain(
+    documents: list[tuple[str, str]],
+    out: str | Path,
+    extra_text: Iterable[str] = (),
+    layers: int = 2,
+    dim: int = 64,
+    heads: int = 2,
+    max_steps: int = 2000,
+    max_seconds: float = 0.0,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    seed: int = 0,
+) -> dict:
+    """Supervised next-token training of a new small GPT-2 on `documents` ((prompt, continuation) pairs; the
+    prompt part may be ''), each tokenized as prompt ids + continuation ids + eos, exactly as the text envs see
+    them. Writes the model and its tokenizer to `out`; returns {steps, loss, seconds, parameters}."""
+    import time
+
+    import torch
+
+    out = Path(out)
+    tokenizer = build_word_tokenizer([f"{p} {c}" for p, c in documents] + list(extra_text), out)
+    rows = [
+        tokenizer.encode(p, add_special_tokens=False)
+        + tokenizer.encode(c, add_special_tokens=False)
+        + [tokenizer.eos_token_id]
+        for p, c in documents
+    ]
+    width = max(len(r) for r in rows)
+    model = new_causal_lm(len(tokenizer), layers, dim, heads, positions=max(64, width), seed=seed)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+    labels = ids.masked_fill(ids == 0, -100)  # padding does not count
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    began, steps, loss = time.monotonic(), 0, float("nan")
+    model.train()
+    while steps < max_steps and not (max_seconds and time.monotonic() - began > max_seconds):
+        pick = torch.randint(0, len(rows), (batch_size,), generator=generator)
+        out_ = model(input_ids=ids[pick], labels=labels[pick])
+        optimizer.zero_grad(set_to_none=True)
+        out_.loss.backward()
+        optimizer.step()
+        steps, loss = steps + 1, float(out_.loss.detach())
+    save_model(model.eval(), tokenizer, out)
+    params = sum(p.numel() for p in model.parameters())
+    return {"steps": steps, "loss": loss, "seconds": time.monotonic() - began, "parameters": params}
