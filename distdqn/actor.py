@@ -27,8 +27,8 @@ import torch
 
 from distdqn.config import ActorConfig, EnvConfig, NetworkConfig
 from distdqn.envs import make_env_from_config, numeric_token_values
-from distdqn.exploration import decayed_epsilon, epsilon_ladder, masked, random_legal
-from distdqn.networks import build_network
+from distdqn.exploration import decayed_epsilon, epsilon_ladder, lm_sample, masked, random_legal
+from distdqn.networks import build_network, load_published
 from distdqn.nstep import NStepAssembler
 
 
@@ -124,8 +124,7 @@ class Actor:
                 actions = self._mq.argmax(axis=1)
                 explore = np.flatnonzero(self.rng.random(self.num_envs) < eps)
                 if explore.size:
-                    mask = None if self._obs.action_mask is None else self._obs.action_mask[explore]
-                    actions[explore] = random_legal(self.rng, explore.size, self.vocab_size, mask)
+                    actions[explore] = self._random_actions(explore)
                 q_sa = self._q[self._rows, actions]
                 len_s = self._obs.length.copy()  # the env updates its arrays in place
                 self._obs, reward, terminated, truncated, info = self.env.step(actions)
@@ -156,6 +155,14 @@ class Actor:
             env_steps=num_steps * self.num_envs,
         )
 
+    def _random_actions(self, rows: np.ndarray) -> np.ndarray:
+        """Epsilon's random actions for slots `rows`: uniform over the legal tokens, or the LM's top-k/top-p draw."""
+        mask = None if self._obs.action_mask is None else self._obs.action_mask[rows]
+        if self.config.explore == "lm":
+            logp = self._state.lm_logp[torch.from_numpy(rows)].float().cpu().numpy()
+            return lm_sample(self.rng, logp, self.config.explore_top_k, self.config.explore_top_p, mask)
+        return random_legal(self.rng, rows.size, self.vocab_size, mask)
+
     def _final_max_q(self, info, terminated: np.ndarray) -> np.ndarray | None:
         """max_a Q(final obs) for truncated slots (aligned with info.done_idx; 0 elsewhere): bootstrap priorities."""
         cut = ~terminated[info.done_idx]
@@ -176,8 +183,7 @@ class Actor:
 
     def load_weights(self, version: int, state: dict[str, np.ndarray]) -> None:
         """Adopt the learner's weights (a numpy state dict from `Learner.snapshot`) as weights `version`."""
-        copied = {k: torch.from_numpy(np.array(v)) for k, v in state.items()}  # a copy: Ray hands read-only views
-        self.network.load_state_dict(copied)
+        load_published(self.network, state)
         self.weights_version = int(version)
         self._fresh = np.ones(self.num_envs, dtype=bool)  # recompute every slot's state under the new weights
         self._q = self._mq = None

@@ -1,5 +1,5 @@
 """The `distdqn` command line: train (on Ray by default, `--local` in one process), status and scale (of a running
-or finished run), eval, generate, show-config and tasks."""
+or finished run), eval, generate, show-config, tasks, and pretrain (a small causal LM for `network.pretrained`)."""
 
 from __future__ import annotations
 
@@ -88,6 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(s)
 
     sub.add_parser("tasks", help="list the built-in tasks")
+
+    pt = sub.add_parser("pretrain", help="supervised warm-start: train a small causal LM, write a Hugging Face dir")
+    source = pt.add_mutually_exclusive_group(required=True)
+    source.add_argument("--task", help="a task over text (e.g. keyword_text): its train demonstrations")
+    source.add_argument("--text", metavar="FILE", help="a corpus: one document per non-empty line")
+    pt.add_argument("--out", required=True, metavar="DIR", help="the model directory to write (network.pretrained)")
+    pt.add_argument("--difficulty", choices=["easy", "medium", "hard"], default="easy")
+    pt.add_argument("--layers", type=int, default=2)
+    pt.add_argument("--dim", type=int, default=64)
+    pt.add_argument("--heads", type=int, default=2)
+    pt.add_argument("--max-steps", type=int, default=2000, help="budget in optimizer steps")
+    pt.add_argument("--max-seconds", type=float, default=0.0, help="budget in wall-clock seconds (0: none)")
+    pt.add_argument("--lr", type=float, default=3e-3)
+    pt.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -103,6 +117,35 @@ def cli_overrides(args: argparse.Namespace) -> list[str]:
 
 def resolve_config(args: argparse.Namespace) -> Config:
     return load_config(args.config, cli_overrides(args))
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from distdqn.pretrain import pretrain, task_corpus
+
+    if args.task:
+        documents, extra = task_corpus(args.task, args.difficulty)
+    else:
+        lines = [line.strip() for line in Path(args.text).read_text().splitlines() if line.strip()]
+        documents, extra = [("", line) for line in lines], []
+    if not documents:
+        raise ValueError("nothing to train on: the task has no demonstrations or the file no text")
+    stats = pretrain(
+        documents,
+        args.out,
+        extra,
+        layers=args.layers,
+        dim=args.dim,
+        heads=args.heads,
+        max_steps=args.max_steps,
+        max_seconds=args.max_seconds,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    print(
+        f"wrote {args.out}: {stats['parameters']:,} parameters, {stats['steps']} steps in {stats['seconds']:.1f} s, "
+        f"final loss {stats['loss']:.3f}"
+    )
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -249,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "tasks":
             return cmd_tasks()
+        if args.command == "pretrain":
+            return cmd_pretrain(args)
     except KeyboardInterrupt:  # a second stop signal (the first one stops the run after a final checkpoint)
         print("distdqn: stopped at once by a second signal; the last complete checkpoint stands", file=sys.stderr)
         return 130

@@ -46,11 +46,14 @@ class EnvConfig:
     difficulty: Literal["easy", "medium", "hard"] = "easy"  # the task's preset
     options: dict = field(default_factory=dict)  # task options overriding the preset (checked by the task)
     envs_per_actor: PositiveInt = 32  # B: environments each actor steps in one batched numpy step
+    # A Hugging Face tokenizer directory for text tasks (keyword_text, ...): the env runs in its id space.
+    # '' with network.trunk 'hf' means network.pretrained's tokenizer.
+    tokenizer: str = ""
 
 
 @dataclass
 class NetworkConfig:
-    trunk: Literal["gru", "transformer"] = "gru"  # GRU (cheap incremental step) or causal Transformer
+    trunk: Literal["gru", "transformer", "hf"] = "gru"  # GRU, causal Transformer, or a pretrained LM (hf)
     embed_dim: PositiveInt = 32  # token embedding width
     hidden_dim: PositiveInt = 64  # GRU hidden size / Transformer model width
     num_layers: PositiveInt = 1  # recurrent or Transformer layers
@@ -60,6 +63,14 @@ class NetworkConfig:
     numeric_embedding: bool = False  # integer tokens ("7") share one embedding plus value * w, w learned (xVal-style)
     copy_head: bool = True  # add a pointer-style Q bonus for tokens already in the text (distdqn/copy_head.py)
     copy_dim: PositiveInt = 32  # query/key width of the copy head
+    # ---- trunk 'hf' only (distdqn/lm_network.py): Q = v(h) + scale * log_softmax(lm_head(h)) + A(h) - mean(A(h))
+    pretrained: str = ""  # a local Hugging Face causal-LM directory (config, weights, tokenizer); never downloads
+    finetune: Literal["full", "frozen", "top_blocks", "lora"] = "full"  # what of the LM trains (the Q-head always)
+    train_blocks: PositiveInt = 1  # finetune 'top_blocks': the last k transformer blocks (and the final norm) train
+    lora_rank: PositiveInt = 8  # finetune 'lora': adapter rank (peft)
+    lora_alpha: PositiveFloat = 16.0  # finetune 'lora': adapter scaling alpha (peft; the update is alpha / rank * BA)
+    lm_scale: PositiveFloat = 0.1  # initial scale of the LM log-probabilities in Q (learned from there)
+    advantage_rank: PositiveInt = 32  # rank of the zero-initialised advantage correction A(h) = U (D h)
 
 
 @dataclass
@@ -78,6 +89,12 @@ class ActorConfig:
     # state of the MDP and is not bootstrapped (Pardo et al. 2018, "Time Limits in RL"). True bootstraps through
     # truncation, for tasks whose cut is an outside time limit the state does not show.
     bootstrap_on_truncation: bool = False
+    # The random action of epsilon-greedy: 'uniform' over the legal tokens, or 'lm': drawn from the LM's own
+    # distribution (network.trunk 'hf'), cut to its top_k tokens and top_p nucleus, so a 50k vocabulary explores
+    # plausible text instead of noise.
+    explore: Literal["uniform", "lm"] = "uniform"
+    explore_top_k: NonNegativeInt = 50  # 'lm': keep the k most likely tokens (0: no cut)
+    explore_top_p: Annotated[float, Range(gt=0, le=1)] = 0.95  # 'lm': keep the smallest set with this much mass
 
 
 @dataclass
@@ -187,6 +204,12 @@ ARCHITECTURE_KEYS = (
     "network.numeric_embedding",
     "network.copy_head",
     "network.copy_dim",
+    "env.tokenizer",
+    "network.pretrained",
+    "network.finetune",
+    "network.train_blocks",
+    "network.lora_rank",
+    "network.advantage_rank",
 )
 
 
@@ -228,8 +251,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError([f"{path}: expected a mapping at the top level"])
         data = loaded
     config = build(Config, apply_overrides(data, overrides or []))
+    resolve(config)
     validate(config)
     return config
+
+
+def resolve(c: Config) -> None:
+    """Fill keys whose default depends on another section: a pretrained LM's tokenizer is the text tasks'."""
+    if c.network.trunk == "hf" and not c.env.tokenizer:
+        c.env.tokenizer = c.network.pretrained
 
 
 def validate(c: Config) -> None:
@@ -263,6 +293,12 @@ def validate(c: Config) -> None:
             f"network.hidden_dim ({c.network.hidden_dim}) must be divisible by network.num_heads "
             f"({c.network.num_heads}) for the Transformer: {c.network.hidden_dim} % {c.network.num_heads} = "
             f"{c.network.hidden_dim % c.network.num_heads}"
+        )
+    if c.network.trunk == "hf" and not c.network.pretrained:
+        p.append("network.trunk 'hf' needs network.pretrained: a local Hugging Face model directory")
+    if c.actor.explore == "lm" and c.network.trunk != "hf":
+        p.append(
+            f"actor.explore 'lm' samples from a pretrained LM: it needs network.trunk 'hf', got {c.network.trunk!r}"
         )
     if p:
         raise ConfigError(p)

@@ -15,7 +15,7 @@ import torch
 from distdqn.config import EnvConfig, NetworkConfig
 from distdqn.envs import make_env_from_config, numeric_token_values
 from distdqn.exploration import greedy
-from distdqn.networks import build_network
+from distdqn.networks import build_network, load_published
 
 
 @dataclasses.dataclass
@@ -44,7 +44,7 @@ def evaluate(
     env = make_env_from_config(env_config, num_envs=num_envs, seed=seed, split=split)
     token_values = numeric_token_values(env.vocab.tokens)
     network = build_network(network_config, env.vocab_size, env.max_len, token_values).eval()
-    network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})  # copy: may be read-only
+    load_published(network, weights)
     quota = np.full(num_envs, episodes // num_envs) + (np.arange(num_envs) < episodes % num_envs)
     returns, successes, lengths, shown = [], [], [], []
     ep_return = np.zeros(num_envs)

@@ -10,7 +10,10 @@ the ladder is coarse, so `decayed_epsilon` optionally starts every actor at 1.0 
 ladder value over `decay_steps` env steps (a deviation from Ape-X, key `actor.eps_decay_steps`).
 
 Action selection works on numpy Q-values [B, V]. Token 0 (`<pad>`) is never an action, and an optional task mask
-[B, V] bool removes further actions; random actions are uniform over the legal ones.
+[B, V] bool removes further actions; random actions are uniform over the legal ones, or (`actor.explore: lm`,
+`lm_sample`) drawn from a language model's next-token distribution cut to its top-k tokens and top-p nucleus: with
+a 50k-token vocabulary a uniform draw is almost always a token no text would have there, so uniform exploration
+mostly fills the replay with one-step failures, while the LM's draw explores among plausible continuations.
 """
 
 from __future__ import annotations
@@ -78,3 +81,24 @@ def boltzmann(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     gumbel = -np.log(-np.log(rng.random(q.shape) + 1e-20) + 1e-20)
     return masked(q / temperature + gumbel, mask).argmax(axis=1)
+
+
+def lm_sample(
+    rng: np.random.Generator, logp: np.ndarray, top_k: int, top_p: float, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """One action per row from softmax(logp) over legal actions, kept to the `top_k` most likely (0: all) and then
+    to the smallest prefix of them holding `top_p` of the mass (the most likely token always stays): [B] int64."""
+    scores = masked(logp, mask)  # [B, V], -inf where illegal
+    b, v = scores.shape
+    k = v if top_k <= 0 else min(top_k, v)
+    order = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < v else np.tile(np.arange(v), (b, 1))
+    top = np.take_along_axis(scores, order, axis=1)
+    by_score = np.argsort(-top, axis=1)
+    order, top = np.take_along_axis(order, by_score, axis=1), np.take_along_axis(top, by_score, axis=1)
+    probs = np.where(np.isfinite(top), np.exp(top - top[:, :1]), 0.0)
+    probs /= probs.sum(axis=1, keepdims=True)
+    before = np.cumsum(probs, axis=1) - probs  # mass of the more likely tokens
+    probs = np.where(before < top_p, probs, 0.0)
+    cdf = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
+    choice = np.minimum((rng.random((b, 1)) >= cdf).sum(axis=1), k - 1)
+    return order[np.arange(b), choice].astype(np.int64)

@@ -30,7 +30,7 @@ import torch
 from distdqn import spec
 from distdqn.config import LearnerConfig, NetworkConfig
 from distdqn.losses import double_dqn_loss, transition_q_values
-from distdqn.networks import build_network, unpack_mask
+from distdqn.networks import build_network, load_published, unpack_mask
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,8 +85,10 @@ class Learner:
             torch.manual_seed(seed)
             self.online = build_network(network_config, vocab_size, max_len, token_values).to(self.device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self._published = self.online.published_names()  # all of it, or the Q-head + adapters of a frozen LM
+        self._trainable = [p for p in self.online.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
-            self.online.parameters(),
+            self._trainable,
             lr=learner_config.lr,
             eps=learner_config.adam_eps,
             weight_decay=learner_config.weight_decay,  # 0 (the default) is plain Adam
@@ -142,7 +144,7 @@ class Learner:
         )
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.online.parameters(), c.max_grad_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, c.max_grad_norm)
         # The one sync point per update: |td| for the replay, and with it whether loss and gradient norm are finite
         # (a NaN or inf anywhere in the gradients makes the norm NaN or inf), so the step below can be skipped.
         finite = torch.isfinite(out.loss.detach()) & torch.isfinite(grad_norm.detach())
@@ -170,13 +172,15 @@ class Learner:
         if tau > 0:
             with torch.no_grad():
                 for p_t, p_o in zip(self.target.parameters(), self.online.parameters(), strict=True):
-                    p_t.lerp_(p_o, tau)
+                    if p_o.requires_grad:  # frozen weights are equal in both networks
+                        p_t.lerp_(p_o, tau)
         elif self.updates % self.config.target_sync_interval_updates == 0:
             self.sync_target()
 
     def sync_target(self) -> None:
-        """Hard copy online -> target."""
-        self.target.load_state_dict(self.online.state_dict())
+        """Hard copy online -> target (the entries training changes; a frozen trunk is equal in both)."""
+        state = self.online.state_dict()
+        self.target.load_state_dict({k: state[k] for k in self._published}, strict=False)
         self.target_version += 1
 
     def snapshot(self) -> tuple[int, dict[str, np.ndarray]]:
@@ -190,8 +194,15 @@ class Learner:
         return self.version, weights
 
     def weights(self) -> dict[str, np.ndarray]:
-        """The online weights as CPU float32 numpy arrays (no version bump: for evaluation)."""
-        return {k: v.detach().to("cpu", torch.float32).numpy().copy() for k, v in self.online.state_dict().items()}
+        """The published online weights (`published_names`: only the trainable part of a frozen or adapted LM) as
+        CPU float32 numpy arrays (no version bump: for evaluation); `networks.load_published` loads them."""
+        state = self.online.state_dict()
+        return {k: state[k].detach().to("cpu", torch.float32).numpy().copy() for k in self._published}
+
+    def load_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Published weights (from `weights`) into both the online and the target network."""
+        load_published(self.online, weights)
+        load_published(self.target, weights)
 
     def state_dict(self) -> dict:
         """Tensors and counters: online, target, optimizer, counters (for safetensors + torch.save).

@@ -25,6 +25,10 @@ sub-batch sequence forward over just their new tokens (a freshly reset slot star
 The Transformer's actor path recomputes the whole current prefix (the "window" is the full `max_len`, so it is
 exact): O(B * L^2 * d) per step, fine for L <= ~64; actors default to the GRU. A KV cache is a later optimisation.
 
+A third trunk, a pretrained Hugging Face causal LM (`network.trunk: hf`), lives in `distdqn/lm_network.py` behind
+the same interface; `build_network` picks it. Networks name the state-dict entries training changes
+(`published_names`): the learner publishes only those and actors load them with `load_published`.
+
 Token 0 (`<pad>`) is never an action: `mask_q` sets it to -inf together with the task's masked actions, and the
 actor, the evaluation and the loss's bootstrap all go through it.
 """
@@ -256,6 +260,10 @@ class QNetwork(nn.Module):
         idx = positions.unsqueeze(-1).expand(-1, -1, feats.shape[-1])
         return self._q(feats.gather(1, idx), tokens, positions)
 
+    def published_names(self) -> list[str]:
+        """State-dict entries that training changes (all of them for this network)."""
+        return list(self.state_dict())
+
     # ---- actor side -----------------------------------------------------------------------------------------
     def initial_state(self, batch: int) -> ActorState:
         hidden = None
@@ -335,6 +343,17 @@ def _last_position_rows(tokens: np.ndarray, length: np.ndarray) -> tuple[torch.T
     return tok, torch.from_numpy(length.astype(np.int64) - 1).unsqueeze(1)
 
 
+def load_published(network: nn.Module, weights: dict[str, np.ndarray]) -> None:
+    """Load published weights (numpy, possibly read-only: every name of `network.published_names()`, or a whole
+    state dict from a checkpoint) into `network`; entries not given (a frozen trunk) stay as built."""
+    missing = sorted(set(network.published_names()) - set(weights))[:3]
+    extra = sorted(set(weights) - set(network.state_dict()))[:3]
+    if missing or extra:
+        raise ValueError(f"published weights do not match the network: missing {missing}, unexpected {extra}")
+    tensors = {k: torch.from_numpy(np.array(v)) for k, v in weights.items()}  # a copy: Ray hands read-only views
+    network.load_state_dict(tensors, strict=False)
+
+
 def build_network(
     network_config: NetworkConfig, vocab_size: int, max_len: int, token_values: np.ndarray | None = None
 ) -> QNetwork:
@@ -343,6 +362,10 @@ def build_network(
     `token_values` ([V], see `numeric_token_values(env.vocab.tokens)`) is needed when `network.numeric_embedding` is
     on and ignored otherwise."""
     c = network_config
+    if c.trunk == "hf":
+        from distdqn.lm_network import build_lm_network  # imports transformers: only when asked for
+
+        return build_lm_network(c, vocab_size, max_len)
     numeric = None
     if c.numeric_embedding:
         if token_values is None or len(token_values) != vocab_size:
@@ -359,7 +382,7 @@ def build_network(
             vocab_size, max_len, c.hidden_dim, c.num_layers, c.num_heads, c.positions == "learned", numeric
         )
     else:
-        raise ValueError(f"network.trunk must be 'gru' or 'transformer', got {c.trunk!r}")
+        raise ValueError(f"network.trunk must be 'gru', 'transformer' or 'hf', got {c.trunk!r}")
     copy_head = None
     if c.copy_head:
         copy_head = CopyHead(c.hidden_dim, trunk.embed.embedding_dim, vocab_size, c.copy_dim)

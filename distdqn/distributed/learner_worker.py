@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import ray
-import torch
 
 from distdqn.config import LearnerConfig, NetworkConfig, ReplayConfig
 from distdqn.distributed.actor_worker import REMOTE_FAILURES
@@ -168,9 +167,7 @@ class LearnerWorker:
             self.load_state_dict(state)
         used_weights = weights is not None and published_version > self.learner.version
         if used_weights:
-            tensors = {k: torch.from_numpy(np.array(v)) for k, v in weights.items()}
-            self.learner.online.load_state_dict(tensors)
-            self.learner.target.load_state_dict(tensors)
+            self.learner.load_weights(weights)
         self.learner.version = max(self.learner.version, published_version)
         return {"updates": self.learner.updates, "used_weights": used_weights}
 

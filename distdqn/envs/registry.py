@@ -2,6 +2,8 @@
 
 A task factory is called as `factory(num_envs=..., seed=..., split=..., difficulty=..., **options)` and returns a
 `TextEnv`. Built-in tasks register themselves with `@register("name")`; their modules are imported lazily.
+A task over strings (a `distdqn.envs.text.TextTask` subclass, built-in like `keyword_text` or a user's
+`module:Class`) is built as `Class(difficulty=..., **options)` and run in the tokenizer's id space (`tokenizer`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from distdqn.envs.base import TextEnv
+from distdqn.envs.text import TextTask, make_text_env
 from distdqn.typed import suggest
 
 if TYPE_CHECKING:
@@ -27,12 +30,16 @@ BUILTIN_TASKS = {
     "sentiment": "distdqn.envs.sentiment",
     "translation": "distdqn.envs.translation",
     "wordle": "distdqn.envs.wordle",
+    "keyword_text": "distdqn.envs.text_tasks",
+    "sentiment_text": "distdqn.envs.text_tasks",
 }
 
 DIFFICULTIES = ("easy", "medium", "hard")
 
 
 def register(name: str) -> Callable[[Callable[..., TextEnv]], Callable[..., TextEnv]]:
+    """Register a task factory (or a `TextTask` class) under `name`."""
+
     def deco(factory: Callable[..., TextEnv]) -> Callable[..., TextEnv]:
         _REGISTRY[name] = factory
         return factory
@@ -67,12 +74,21 @@ def resolve(task: str) -> Callable[..., TextEnv]:
 
 
 def make_env(
-    task: str, num_envs: int = 1, seed: int = 0, split: str = "train", difficulty: str = "easy", **options: Any
+    task: str,
+    num_envs: int = 1,
+    seed: int = 0,
+    split: str = "train",
+    difficulty: str = "easy",
+    tokenizer: str = "",
+    **options: Any,
 ) -> TextEnv:
-    """Build a batched task environment. `options` override the difficulty preset; a wrong one is named."""
+    """Build a batched task environment. `options` override the difficulty preset; a wrong one is named.
+    `tokenizer` (a Hugging Face tokenizer directory) is used by tasks over strings only."""
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty must be one of {list(DIFFICULTIES)}, got {difficulty!r}")
     factory = resolve(task)
+    if isinstance(factory, type) and issubclass(factory, TextTask):
+        return make_text_env(factory, num_envs, seed, split, difficulty, options, tokenizer)
     return factory(num_envs=num_envs, seed=seed, split=split, difficulty=difficulty, **options)
 
 
@@ -84,5 +100,6 @@ def make_env_from_config(env_config: EnvConfig, num_envs: int, seed: int = 0, sp
         seed=seed,
         split=split,
         difficulty=env_config.difficulty,
+        tokenizer=env_config.tokenizer,
         **env_config.options,
     )

@@ -89,7 +89,7 @@ def test_yaml_values_keep_their_types(tmp_path):
         ("actor.num_actors=2.5", "actor.num_actors: expected int, got '2.5'"),
         ("actor.num_actors=1e-1", "actor.num_actors: expected int, got '1e-1'"),
         ("actor.num_actors=four", "actor.num_actors: expected int, got 'four'"),
-        ("network.trunk=gr", "expected one of ['gru', 'transformer'], got 'gr' (did you mean 'gru'?)"),
+        ("network.trunk=gr", "expected one of ['gru', 'transformer', 'hf'], got 'gr' (did you mean 'gru'?)"),
         ("cluster.learner_num_gpus=2", "cluster.learner_num_gpus: expected one of ['auto', '0', '1'], got '2'"),
         ("learner.double_dqn=maybe", "learner.double_dqn: expected bool, got 'maybe'"),
         ("env.options=3", "env.options: expected a mapping, got 3"),
