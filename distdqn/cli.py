@@ -1,5 +1,5 @@
 """The `distdqn` command line: train (on Ray by default, `--local` in one process), status and scale (of a running
-or finished run), eval, generate, show-config and tasks."""
+or finished run), eval, generate, plot, show-config and tasks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from distdqn.config import Config, ConfigError, dump_yaml, load_config
+from distdqn.extras import MissingExtra
 
 # CLI flag -> dotted config key (the flags are shortcuts for dotted overrides)
 FLAG_KEYS = {
@@ -83,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("run", metavar="RUN_DIR", help="the run directory of the running run")
     sc.add_argument("--actors", type=int, required=True, help="the new number of actors")
     sc.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the run to apply it (0: don't)")
+
+    pl = sub.add_parser("plot", help="learning curves of one or more runs to a PNG (needs distdqn[plot])")
+    pl.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or their metrics.jsonl), overlaid")
+    pl.add_argument(
+        "--metric",
+        action="extend",
+        nargs="+",
+        help="metrics.jsonl keys to draw, one panel each (default: held-out and training success, loss, env steps/s, "
+        "updates/s)",
+    )
+    pl.add_argument("--x", choices=["env_steps", "wall_s"], default="env_steps", help="the x axis")
+    pl.add_argument("--out", required=True, metavar="FILE.png", help="the PNG to write")
 
     s = sub.add_parser("show-config", help="print the resolved config (defaults <- YAML <- overrides)")
     _add_config_args(s)
@@ -211,6 +224,14 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from distdqn.plot import plot_runs
+
+    out = plot_runs([Path(run) for run in args.runs], Path(args.out), metrics=args.metric, x=args.x)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_tasks() -> int:
     from distdqn.envs.registry import BUILTIN_TASKS, DIFFICULTIES, make_env
 
@@ -244,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(args)
         if args.command == "scale":
             return cmd_scale(args)
+        if args.command == "plot":
+            return cmd_plot(args)
         if args.command == "show-config":
             print(dump_yaml(resolve_config(args)), end="")
             return 0
@@ -255,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"distdqn: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError, ConnectionError) as e:  # bad input, corrupt checkpoint, no cluster
+    except (FileNotFoundError, ValueError, ConnectionError, MissingExtra) as e:  # bad input, no cluster, no extra
         if os.environ.get("DISTDQN_DEBUG"):
             raise
         print(f"distdqn: error: {e}", file=sys.stderr)
