@@ -7,7 +7,10 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from distdqn.config import Config
 
 
 class Sink(Protocol):
@@ -107,10 +110,21 @@ class MultiSink:
             sink.close()
 
 
-def open_run_sinks(run_dir: Path, tensorboard: bool = True, purge_step: int | None = None) -> MultiSink:
+def open_run_sinks(
+    run_dir: Path, tensorboard: bool = True, purge_step: int | None = None, config: Config | None = None
+) -> MultiSink:
+    """metrics.jsonl, TensorBoard, and the experiment trackers that `config.run.trackers` names."""
     sinks: list[Sink] = [JsonlSink(run_dir / "metrics.jsonl")]
     if tensorboard:
         sinks.append(TensorBoardSink(run_dir / "tb", purge_step=purge_step))
+    if config is not None and config.run.trackers:
+        from distdqn.trackers import open_trackers  # the tracker libraries load only when a run asks for them
+
+        try:
+            sinks.extend(open_trackers(config, run_dir))
+        except BaseException:
+            MultiSink(sinks).close()
+            raise
     return MultiSink(sinks)
 
 
