@@ -101,6 +101,10 @@ class MultiSink:
     def __init__(self, sinks: list[Sink]):
         self.sinks = sinks
 
+    def add(self, sink: Sink) -> None:
+        """One more sink for the records from now on (a sweep's trial adds its report to Tune)."""
+        self.sinks.append(sink)
+
     def write(self, step: int, record: dict[str, Any]) -> None:
         for sink in self.sinks:
             sink.write(step, record)
