@@ -2,6 +2,7 @@
 learner, actor and shard sit in the trial's placement group; ranked rows and the best config written out."""
 
 import json
+import os
 
 import pytest
 
@@ -34,6 +35,13 @@ def test_a_grid_runs_as_tune_trials_in_placement_groups(ray_cluster, tmp_path):
 
     assert [r.get("error") for r in rows] == [None, None], format_table(rows)
     assert sorted(r["params"]["learner.lr"] for r in rows) == ["1e-3", "3e-3"]
+    # side by side (a trial writes config.yaml as it starts and summary.json as it ends): had the workers not been
+    # in the groups, the 0.5 CPU left outside them could not have hosted either trial's learner, actor and shard
+    spans = [
+        (os.path.getmtime(f"{r['run_dir']}/config.yaml"), os.path.getmtime(f"{r['run_dir']}/summary.json"))
+        for r in rows
+    ]
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
     for row in rows:
         records = [json.loads(line) for line in open(f"{row['run_dir']}/metrics.jsonl")]
         assert any(r.get("kind") == "eval" for r in records) and row["updates"] > 0
