@@ -68,3 +68,14 @@ def test_rank_by_time_to_target_then_best_success_errors_last():
 def test_cli_refuses_a_sweep_without_a_grid(capsys):
     assert main(["sweep", "learner.lr=1e-3"]) == 2
     assert "nothing to sweep" in capsys.readouterr().err
+
+
+def test_a_trial_reserves_one_bundle_per_worker_that_requests_resources():
+    from distdqn.distributed.topology import bundles
+
+    config = load_config(
+        None,
+        ["actor.num_actors=2", "replay.num_shards=2", "cluster.learner_num_gpus=0", "cluster.actor_num_cpus=0.5"]
+        + ["cluster.shard_num_cpus=0"],
+    )
+    assert bundles(config) == [{"CPU": 1.0}, {"CPU": 0.5}, {"CPU": 0.5}, {}, {}]  # learner, 2 actors, 2 shards
