@@ -27,7 +27,7 @@ from ray import tune
 
 from distdqn.config import Config, ConfigError, apply_overrides, dump_yaml, validate
 from distdqn.distributed.launcher import init_ray
-from distdqn.distributed.topology import bundles
+from distdqn.distributed.topology import bundles, cpus_needed
 from distdqn.run import write_json
 from distdqn.trainer import build_supervisor
 from distdqn.typed import YamlLoader, build
@@ -157,7 +157,7 @@ def run_sweep(
     for params in points(spec):  # every trial's config is checked before the first one starts
         trial_config(spec, params, sweep_dir)
     base = build(Config, json.loads(json.dumps(spec.base)))
-    started = init_ray(base.cluster, cpus_needed=trial_cpus + sum(b.get("CPU", 0.0) for b in bundles(base)))
+    started = init_ray(base.cluster, cpus_needed=trial_cpus + cpus_needed(base)[0])  # at least one trial fits
     try:
         trainable = tune.with_parameters(run_trial, spec=spec, sweep_dir=str(sweep_dir))
         tuner = tune.Tuner(
