@@ -1,5 +1,6 @@
 """The `distdqn` command line: train (on Ray by default, `--local` in one process), status and scale (of a running
-or finished run), eval, generate, show-config, tasks, and pretrain (a small causal LM for `network.pretrained`)."""
+or finished run), eval, generate, plot, sweep (on Ray Tune), show-config, tasks, and pretrain (a small causal LM
+for `network.pretrained`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from distdqn.config import Config, ConfigError, dump_yaml, load_config
+from distdqn.extras import MissingExtra
 
 # CLI flag -> dotted config key (the flags are shortcuts for dotted overrides)
 FLAG_KEYS = {
@@ -83,6 +85,33 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("run", metavar="RUN_DIR", help="the run directory of the running run")
     sc.add_argument("--actors", type=int, required=True, help="the new number of actors")
     sc.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the run to apply it (0: don't)")
+
+    pl = sub.add_parser("plot", help="learning curves of one or more runs to a PNG (needs distdqn[plot])")
+    pl.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or their metrics.jsonl), overlaid")
+    pl.add_argument(
+        "--metric",
+        action="extend",
+        nargs="+",
+        help="metrics.jsonl keys to draw, one panel each (default: held-out and training success, loss, env steps/s, "
+        "updates/s)",
+    )
+    pl.add_argument("--x", choices=["env_steps", "wall_s"], default="env_steps", help="the x axis")
+    pl.add_argument("--out", required=True, metavar="FILE.png", help="the PNG to write")
+
+    sw = sub.add_parser("sweep", help="a hyper-parameter grid as Ray Tune trials (needs distdqn[tune])")
+    sw.add_argument("--config", "-c", help="the base YAML experiment config (see configs/)")
+    sw.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="base overrides (before --grid)")
+    sw.add_argument("--grid", nargs="+", action="extend", default=[], metavar="KEY=V1,V2", help="values to try")
+    sw.add_argument("--sweep", metavar="FILE.yaml", help="a sweep file: grid, samples, config, overrides")
+    sw.add_argument("--samples", type=int, help="runs per grid point, seeds run.seed + 0, 1, ... (default 1)")
+    sw.add_argument("--name", help="the sweep's name; its directory defaults to sweeps/<name> (run.name)")
+    sw.add_argument("--sweep-dir", help="the sweep's directory")
+    sw.add_argument("--address", help="join an existing Ray cluster ('auto' or host:port) instead of a local one")
+    sw.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray instance (cluster.num_cpus)")
+    sw.add_argument("--trial-cpus", type=float, default=1.0, help="CPUs of each trial's own process (evaluation)")
+    sw.add_argument("--max-concurrent", type=int, default=0, help="trials at once (0: as many as resources allow)")
+    sw.add_argument("--json", metavar="PATH", help="write the ranked results as JSON")
+    sw.add_argument("--quiet", action="store_true", help="no Tune progress output")
 
     s = sub.add_parser("show-config", help="print the resolved config (defaults <- YAML <- overrides)")
     _add_config_args(s)
@@ -254,6 +283,42 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from distdqn.plot import plot_runs
+
+    out = plot_runs([Path(run) for run in args.runs], Path(args.out), metrics=args.metric, x=args.x)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from distdqn.extras import require
+
+    require("ray.tune", "tune", "distdqn sweep")
+    from distdqn.distributed.sweep import SweepSpec, format_table, parse_grid, read_sweep_file, run_sweep
+    from distdqn.run import write_json
+
+    data = read_sweep_file(Path(args.sweep)) if args.sweep else {}
+    if args.config and data.get("config"):
+        raise ValueError("give the base config once: --config or the sweep file's `config`, not both")
+    args.config = args.config or data.get("config")
+    args.overrides = [*data.get("overrides", []), *(args.overrides or [])]
+    grid = {**data.get("grid", {}), **parse_grid(args.grid)}
+    if not grid:
+        raise ValueError("nothing to sweep: give --grid KEY=V1,V2 or a --sweep file with a grid")
+    config = resolve_config(args)
+    samples = args.samples or data.get("samples", 1)
+    sweep_dir = Path(args.sweep_dir or Path("sweeps") / config.run.name)
+    spec = SweepSpec(config.to_dict(), grid, samples)
+    rows = run_sweep(spec, sweep_dir, trial_cpus=args.trial_cpus, max_concurrent=args.max_concurrent, quiet=args.quiet)
+    print(format_table(rows))
+    if (sweep_dir / "best.yaml").is_file():
+        print(f"best config: {sweep_dir / 'best.yaml'}  (distdqn train -c {sweep_dir / 'best.yaml'})")
+    if args.json:
+        write_json(args.json, {"rows": rows})
+    return 0 if rows and all("error" not in row for row in rows) else 1
+
+
 def cmd_tasks() -> int:
     from distdqn.envs.registry import BUILTIN_TASKS, DIFFICULTIES, make_env
 
@@ -287,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(args)
         if args.command == "scale":
             return cmd_scale(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
+        if args.command == "plot":
+            return cmd_plot(args)
         if args.command == "show-config":
             print(dump_yaml(resolve_config(args)), end="")
             return 0
@@ -300,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"distdqn: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError, ConnectionError) as e:  # bad input, corrupt checkpoint, no cluster
+    except (FileNotFoundError, ValueError, ConnectionError, MissingExtra) as e:  # bad input, no cluster, no extra
         if os.environ.get("DISTDQN_DEBUG"):
             raise
         print(f"distdqn: error: {e}", file=sys.stderr)

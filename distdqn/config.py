@@ -132,6 +132,9 @@ class LearnerConfig:
     max_consecutive_skips: PositiveInt = 100  # updates in a row skipped for a non-finite loss/gradient end the run
 
 
+Tracker = Literal["wandb", "mlflow"]  # experiment trackers that `run.trackers` may name
+
+
 @dataclass
 class RunConfig:
     name: str = "default"  # run name; the run directory defaults to runs/<name>
@@ -144,6 +147,10 @@ class RunConfig:
     eval_interval_s: PositiveFloat = 10.0  # seconds between held-out evaluations
     eval_episodes: PositiveInt = 200  # held-out episodes per evaluation
     log_interval_s: PositiveFloat = 1.0  # seconds between progress lines / metrics records
+    trackers: list[Tracker] = field(default_factory=list)  # also log to these: [wandb, mlflow] (distdqn/trackers.py)
+    tracker_project: str = "distdqn"  # the W&B project and the MLflow experiment of the run
+    wandb_mode: Literal["offline", "online"] = "offline"  # offline: no network; `wandb sync` uploads later
+    mlflow_uri: str = ""  # MLflow tracking URI ('' = a file store in <run_dir>/mlruns)
 
 
 @dataclass

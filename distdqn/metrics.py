@@ -7,7 +7,10 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from distdqn.config import Config
 
 
 class Sink(Protocol):
@@ -98,6 +101,10 @@ class MultiSink:
     def __init__(self, sinks: list[Sink]):
         self.sinks = sinks
 
+    def add(self, sink: Sink) -> None:
+        """One more sink for the records from now on (a sweep's trial adds its report to Tune)."""
+        self.sinks.append(sink)
+
     def write(self, step: int, record: dict[str, Any]) -> None:
         for sink in self.sinks:
             sink.write(step, record)
@@ -107,10 +114,21 @@ class MultiSink:
             sink.close()
 
 
-def open_run_sinks(run_dir: Path, tensorboard: bool = True, purge_step: int | None = None) -> MultiSink:
+def open_run_sinks(
+    run_dir: Path, tensorboard: bool = True, purge_step: int | None = None, config: Config | None = None
+) -> MultiSink:
+    """metrics.jsonl, TensorBoard, and the experiment trackers that `config.run.trackers` names."""
     sinks: list[Sink] = [JsonlSink(run_dir / "metrics.jsonl")]
     if tensorboard:
         sinks.append(TensorBoardSink(run_dir / "tb", purge_step=purge_step))
+    if config is not None and config.run.trackers:
+        from distdqn.trackers import open_trackers  # the tracker libraries load only when a run asks for them
+
+        try:
+            sinks.extend(open_trackers(config, run_dir))
+        except BaseException:
+            MultiSink(sinks).close()
+            raise
     return MultiSink(sinks)
 
 

@@ -60,7 +60,7 @@ class RunTracker:
         self._last_log = 0.0
         self._last_counters = dataclasses.replace(self.counters)
         self.start_clock()  # the supervisor restarts it once every component is up
-        self.sinks: MultiSink = open_run_sinks(directory, purge_step=self.counters.env_steps or None)
+        self.sinks: MultiSink = open_run_sinks(directory, purge_step=self.counters.env_steps or None, config=config)
         self.progress = ConsoleProgress() if not quiet else None
 
     # ---- clock and budgets ------------------------------------------------------------------------------------

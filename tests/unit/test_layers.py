@@ -17,6 +17,8 @@ CORE = [
     "distdqn.checkpoint",
     "distdqn.evaluation",
     "distdqn.cli",
+    "distdqn.plot",
+    "distdqn.trackers",
 ]
 
 
