@@ -34,7 +34,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the option
     raise ImportError("distdqn.envs.gym_adapter needs gymnasium: pip install 'distdqn[gym]'") from e
 
 from distdqn.envs.base import Obs, TextEnv
-from distdqn.envs.registry import BUILTIN_TASKS, DIFFICULTIES, make_env
+from distdqn.envs.registry import BUILTIN_TASKS, DIFFICULTIES, TOKENIZER_TASKS, make_env
 
 ENV_ID = "distdqn/{task}-{level}-v0"
 
@@ -152,9 +152,10 @@ class TextVectorEnv(gym.vector.VectorEnv):
 
 
 def register_envs() -> list[str]:
-    """Register every built-in task x difficulty with gymnasium (idempotent); the ids."""
+    """Register every built-in task x difficulty with gymnasium (idempotent); the ids. The tasks over strings are
+    left out: they need a tokenizer directory, which a registered id cannot name."""
     ids = []
-    for task in BUILTIN_TASKS:
+    for task in (t for t in BUILTIN_TASKS if t not in TOKENIZER_TASKS):
         for level in DIFFICULTIES:
             env_id = ENV_ID.format(task=task, level=level)
             if env_id not in gym.registry:

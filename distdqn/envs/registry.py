@@ -34,6 +34,9 @@ BUILTIN_TASKS = {
     "sentiment_text": "distdqn.envs.text_tasks",
 }
 
+# the built-ins over strings: they run in a tokenizer's id space (`network.pretrained`), so they need one to be made
+TOKENIZER_TASKS = ("keyword_text", "sentiment_text")
+
 DIFFICULTIES = ("easy", "medium", "hard")
 
 

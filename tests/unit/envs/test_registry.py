@@ -98,3 +98,11 @@ def test_bad_difficulty_and_split(task):
 def test_options_override_presets(task, difficulty):
     env = make_env(task, difficulty=difficulty, test_fraction=0.3)
     assert env.options.test_fraction == 0.3 and env.name == task
+
+
+def test_tokenizer_tasks_are_exactly_the_builtins_over_strings():
+    from distdqn.envs.registry import TOKENIZER_TASKS, resolve
+    from distdqn.envs.text import TextTask
+
+    over_strings = {t for t in BUILTIN_TASKS if isinstance(f := resolve(t), type) and issubclass(f, TextTask)}
+    assert over_strings == set(TOKENIZER_TASKS)
