@@ -27,6 +27,9 @@ BUILTIN_TASKS = {
     "sentiment": "distdqn.envs.sentiment",
     "translation": "distdqn.envs.translation",
     "wordle": "distdqn.envs.wordle",
+    "copy": "distdqn.envs.sequence",
+    "reverse": "distdqn.envs.sequence",
+    "sort": "distdqn.envs.sequence",
 }
 
 DIFFICULTIES = ("easy", "medium", "hard")
