@@ -30,6 +30,9 @@ BUILTIN_TASKS = {
     "sentiment": "distdqn.envs.sentiment",
     "translation": "distdqn.envs.translation",
     "wordle": "distdqn.envs.wordle",
+    "copy": "distdqn.envs.sequence",
+    "reverse": "distdqn.envs.sequence",
+    "sort": "distdqn.envs.sequence",
     "keyword_text": "distdqn.envs.text_tasks",
     "sentiment_text": "distdqn.envs.text_tasks",
 }
