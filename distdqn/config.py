@@ -130,6 +130,9 @@ class LearnerConfig:
     bf16: bool = False  # bf16 autocast on CUDA
     num_threads: PositiveInt = 1  # torch threads on CPU
     max_consecutive_skips: PositiveInt = 100  # updates in a row skipped for a non-finite loss/gradient end the run
+    # fast: Q(s, a) read for the taken action only, fused AdamW, foreach clipping (equal losses to 1e-5, README
+    # "Learner speed"); reference: the plain path, kept for the side-by-side benchmark and as the test oracle
+    impl: Literal["fast", "reference"] = "fast"
 
 
 Tracker = Literal["wandb", "mlflow"]  # experiment trackers that `run.trackers` may name

@@ -52,3 +52,16 @@ class CopyHead(nn.Module):
         bonus = torch.full((b, k, self.vocab_size), _FLOOR, dtype=scores.dtype, device=scores.device)
         bonus = bonus.scatter_reduce(2, index, scores, reduce="amax", include_self=True)
         return torch.where(bonus > _FLOOR / 2, bonus, torch.zeros_like(bonus))
+
+    def bonus_of(
+        self, features: torch.Tensor, embeds: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor, actions
+    ) -> torch.Tensor:
+        """copy(t, a) for ONE action per row: features [B, H] at `positions` [B], embeds [B, L, E], tokens [B, L],
+        actions [B] -> [B]. Equals `forward(...)` read at `actions`, but is a max over the row's L positions instead
+        of a scatter-max into [B, V] (whose backward dominates a large vocabulary's update): the learner's loss only
+        needs Q(s, a) of the action taken. Ties (the action twice in the text) share the gradient as in `forward`."""
+        scores = torch.einsum("bd,bld->bl", self.query(features), self.key(embeds)) * self.scale  # [B, L]
+        j = torch.arange(tokens.shape[1], device=tokens.device)
+        match = (j[None, :] <= positions[:, None]) & (tokens != PAD_ID) & (tokens == actions[:, None])
+        best = scores.masked_fill(~match, _FLOOR).amax(dim=1)  # [B]
+        return torch.where(best > _FLOOR / 2, best, torch.zeros_like(best))

@@ -7,6 +7,13 @@ One `update(batch)` (batch = spec fields + importance `weight`, numpy):
     q_t_target         <- ONE target forward (position len_next-1)
     loss, |td|         <- losses.double_dqn_loss (importance-weighted Huber or MSE)
     Adam step with gradient-norm clipping (`max_grad_norm`)
+
+Two implementations of the same update, chosen once by `learner.impl`: `reference` runs the lines above as
+written; `fast` (the default) reads Q(s, .) with autograd only at the action taken (`losses.transition_q_taken`:
+no [B, V] head product or copy-head scatter in the backward), and uses PyTorch's fused AdamW kernel and foreach
+gradient clipping (one kernel over all parameters instead of one per tensor). Same maths, same state-dict keys
+(checkpoints load across the two); losses and parameter updates agree to float rounding
+(tests/unit/test_learner_fast.py). The README's "Learner speed" section has the measurements.
     target: hard copy every `target_sync_interval_updates` updates, or Polyak averaging every update when
             `polyak_tau` > 0 (a deviation from Ape-X's hard syncs, opt-in)
 
@@ -29,7 +36,7 @@ import torch
 
 from distdqn import spec
 from distdqn.config import LearnerConfig, NetworkConfig
-from distdqn.losses import double_dqn_loss, transition_q_values
+from distdqn.losses import LossOutput, double_dqn_loss, td_loss, transition_q_taken, transition_q_values
 from distdqn.networks import build_network, load_published, unpack_mask
 
 
@@ -87,11 +94,13 @@ class Learner:
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self._published = self.online.published_names()  # all of it, or the Q-head + adapters of a frozen LM
         self._trainable = [p for p in self.online.parameters() if p.requires_grad]
+        self._fast = learner_config.impl == "fast"
         self.optimizer = torch.optim.AdamW(
             self._trainable,
             lr=learner_config.lr,
             eps=learner_config.adam_eps,
             weight_decay=learner_config.weight_decay,  # 0 (the default) is plain Adam
+            fused=self._fast or None,
         )
         self.updates = 0  # optimizer steps taken
         self.skipped_updates = 0  # updates whose loss or gradient norm was NaN/inf: no optimizer step was taken
@@ -127,24 +136,12 @@ class Learner:
             mask = unpack_mask(self._to_device(batch[spec.MASK_NEXT]), self.vocab_size)
 
         self.online.train()
+        loss_of = self._fast_loss if self._fast else self._reference_loss
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
-            q_tm1, q_t_online, q_t_target = transition_q_values(self.online, self.target, tokens, len_s, len_next)
-        out = double_dqn_loss(
-            q_tm1,
-            action,
-            ret,
-            discount,
-            q_t_online,
-            q_t_target,
-            weight=weight,
-            mask_t=mask,
-            double=c.double_dqn,
-            loss=c.loss,
-            huber_delta=c.huber_delta,
-        )
+            out = loss_of(tokens, len_s, len_next, action, ret, discount, weight, mask)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, c.max_grad_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, c.max_grad_norm, foreach=self._fast or None)
         # The one sync point per update: |td| for the replay, and with it whether loss and gradient norm are finite
         # (a NaN or inf anywhere in the gradients makes the norm NaN or inf), so the step below can be skipped.
         finite = torch.isfinite(out.loss.detach()) & torch.isfinite(grad_norm.detach())
@@ -166,6 +163,20 @@ class Learner:
             "consecutive_skips": float(self.consecutive_skips),
         }
         return abs_td, metrics
+
+    def _reference_loss(self, tokens, len_s, len_next, action, ret, discount, weight, mask) -> LossOutput:
+        """The loss with Q(s, .) over the whole vocabulary, then the action's entry (`learner.impl: reference`)."""
+        q_tm1, q_t_online, q_t_target = transition_q_values(self.online, self.target, tokens, len_s, len_next)
+        return double_dqn_loss(q_tm1, action, ret, discount, q_t_online, q_t_target, weight, mask, **self._loss_kw())
+
+    def _fast_loss(self, tokens, len_s, len_next, action, ret, discount, weight, mask) -> LossOutput:
+        """The same loss from Q(s, a) of the action taken only (`learner.impl: fast`)."""
+        q_sa, q_t_online, q_t_target = transition_q_taken(self.online, self.target, tokens, len_s, len_next, action)
+        return td_loss(q_sa, ret, discount, q_t_online, q_t_target, weight, mask, **self._loss_kw())
+
+    def _loss_kw(self) -> dict:
+        c = self.config
+        return {"double": c.double_dqn, "loss": c.loss, "huber_delta": c.huber_delta}
 
     def _update_target(self) -> None:
         tau = self.config.polyak_tau
@@ -227,6 +238,8 @@ class Learner:
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the saved groups carry the saving run's kernel choice
+            group["fused"] = self._fast or None
         counters = state["counters"]
         self.updates = int(counters["updates"])
         self.version = int(counters["version"])

@@ -148,7 +148,20 @@ class LMQNetwork(nn.Module):
         """Q at chosen positions: tokens [B, L], positions [B, K] -> [B, K, V]; one trunk pass."""
         feats = self.features(tokens)
         feats = feats.gather(1, positions.unsqueeze(-1).expand(-1, -1, feats.shape[-1]))
+        return self.q_from_features(feats, tokens, positions)
+
+    def q_from_features(self, feats: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Q [B, K, V] from the features [B, K, H] at `positions` (the learner's fast path; the head needs only the
+        features: `tokens` and `positions` are there for `networks.QNetwork`'s copy head)."""
         return self._q(feats, self._logp(feats))
+
+    def q_taken(
+        self, feats: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """Q(s, a) [B] from the features [B, H]: the LM's log-softmax normalises over the whole vocabulary, so the
+        full head runs and one entry per row is read (no saving here, unlike the small networks)."""
+        q = self.q_from_features(feats.unsqueeze(1), tokens, positions[:, None])[:, 0]
+        return q.gather(1, actions[:, None])[:, 0]
 
     def published_names(self) -> list[str]:
         """State-dict entries that training changes: what the learner publishes and actors load."""

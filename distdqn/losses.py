@@ -52,9 +52,26 @@ def double_dqn_loss(
     huber_delta: float = 1.0,
 ) -> LossOutput:
     """Importance-weighted n-step (double) DQN loss; see the module docstring for the maths and shapes."""
+    q_sa = q_tm1.float().gather(1, a_tm1.long()[:, None]).squeeze(1)  # [B]
+    return td_loss(q_sa, r_t, discount_t, q_t_online, q_t_target, weight, mask_t, double, loss, huber_delta)
+
+
+def td_loss(
+    q_sa: torch.Tensor,
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_t_online: torch.Tensor,
+    q_t_target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    mask_t: torch.Tensor | None = None,
+    double: bool = True,
+    loss: str = "huber",
+    huber_delta: float = 1.0,
+) -> LossOutput:
+    """`double_dqn_loss` from q_sa = Q_online(s, a_tm1) [B] (already read out, e.g. by `QNetwork.q_taken`)."""
     if loss not in ("huber", "mse"):
         raise ValueError(f"loss must be 'huber' or 'mse', got {loss!r}")
-    q_tm1 = q_tm1.float()
+    q_sa = q_sa.float()
     with torch.no_grad():
         if double:
             a_t = mask_q(q_t_online.float(), mask_t).argmax(dim=-1)  # [B]
@@ -63,7 +80,6 @@ def double_dqn_loss(
             bootstrap = mask_q(q_t_target.float(), mask_t).max(dim=-1).values  # [B]
         bootstrap = torch.where(discount_t > 0, bootstrap, torch.zeros_like(bootstrap))
         target = r_t.float() + discount_t.float() * bootstrap  # [B]
-    q_sa = q_tm1.gather(1, a_tm1.long()[:, None]).squeeze(1)  # [B]
     td = target - q_sa  # [B]
     if loss == "huber":
         per_item = F.huber_loss(q_sa, target, reduction="none", delta=huber_delta)
@@ -94,3 +110,28 @@ def transition_q_values(
     with torch.no_grad():
         q_t_target = target.q_at(tokens, pos_next)[:, 0]  # [B, V]
     return q_online[:, 0], q_online[:, 1].detach(), q_t_target
+
+
+def transition_q_taken(
+    online: QNetwork,
+    target: QNetwork,
+    tokens: torch.Tensor,
+    len_s: torch.Tensor,
+    len_next: torch.Tensor,
+    a_tm1: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(q_sa [B], q_t_online [B, V], q_t_target [B, V]): `transition_q_values` with Q(s, .) read only at the action
+    taken, the learner's fast path (`learner.impl: fast`). Same two forwards; the head runs with autograd on one
+    entry per row (`QNetwork.q_taken`) and over the full vocabulary only without it, at s', where the bootstrap
+    needs every action. Equal to `transition_q_values` up to float rounding (tests/unit/test_learner_fast.py).
+    """
+    rows = torch.arange(tokens.shape[0], device=tokens.device)
+    pos_s, pos_next = len_s.long() - 1, len_next.long() - 1  # [B]
+    feats = online.features(tokens)  # [B, L, H], with autograd
+    q_sa = online.q_taken(feats[rows, pos_s], tokens, pos_s, a_tm1.long())  # [B]
+    with torch.no_grad():
+        q_t_online = online.q_from_features(feats[rows, pos_next].unsqueeze(1), tokens, pos_next[:, None])[
+            :, 0
+        ]  # [B, V]
+        q_t_target = target.q_at(tokens, pos_next[:, None])[:, 0]  # [B, V]
+    return q_sa, q_t_online, q_t_target

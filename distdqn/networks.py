@@ -90,6 +90,16 @@ class DuelingHead(nn.Module):
             return adv
         return self.value(features) + adv - adv.mean(dim=-1, keepdim=True)
 
+    def q_of(self, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q of one action per row: features [B, H], actions [B] -> [B]; `forward(features)[b, actions[b]]` without
+        the [B, V] product. mean_a(A) = features . mean_a(W_a) + mean_a(b_a) (the same value, summed in another
+        order, so equal to float rounding)."""
+        w, b = self.advantage.weight, self.advantage.bias  # [V, H], [V]
+        adv = (features * w[actions]).sum(-1) + b[actions]
+        if self.value is None:
+            return adv
+        return self.value(features)[:, 0] + adv - (features @ w.mean(0) + b.mean())
+
 
 class NumericFeature(nn.Module):
     """xVal-style numeric input (Golkar et al. 2023) for the vocabulary's integer tokens ("0", "7", "12", "-3").
@@ -229,7 +239,7 @@ class QNetwork(nn.Module):
         self.vocab_size = vocab_size
         self.recurrent = isinstance(trunk, GRUTrunk)
 
-    def _q(self, feats: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def q_from_features(self, feats: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Q [B, K, V] from the features [B, K, H] at `positions` [B, K] of the rows `tokens` [B, L]: the dueling
         head, plus the copy head's bonus for tokens already in each prefix when the network has one."""
         q = self.head(feats)
@@ -242,7 +252,7 @@ class QNetwork(nn.Module):
         if self.copy is None:
             return self.head(feats)
         tok, pos = _last_position_rows(tokens, length)
-        return self._q(feats.unsqueeze(1), tok, pos)[:, 0]
+        return self.q_from_features(feats.unsqueeze(1), tok, pos)[:, 0]
 
     # ---- learner side ---------------------------------------------------------------------------------------
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -252,13 +262,24 @@ class QNetwork(nn.Module):
     def q_all(self, tokens: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
         """Q at every position: [B, L, V]. Positions >= length hold values of padded prefixes (ignore them)."""
         b, t = tokens.shape
-        return self._q(self.features(tokens), tokens, torch.arange(t, device=tokens.device).expand(b, t))
+        return self.q_from_features(self.features(tokens), tokens, torch.arange(t, device=tokens.device).expand(b, t))
 
     def q_at(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Q at chosen positions: tokens [B, L], positions [B, K] long -> [B, K, V]; one trunk pass."""
         feats = self.features(tokens)  # [B, L, H]
         idx = positions.unsqueeze(-1).expand(-1, -1, feats.shape[-1])
-        return self._q(feats.gather(1, idx), tokens, positions)
+        return self.q_from_features(feats.gather(1, idx), tokens, positions)
+
+    def q_taken(
+        self, feats: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """Q(s, a) of one action per row from the features [B, H] at `positions` [B] of the rows `tokens` [B, L]:
+        [B], equal (to float rounding) to `q_from_features(...)[b, 0, actions[b]]`, at O(B * (H + L)) instead of O(B * V * H):
+        the gradient of the TD loss flows through this one entry only."""
+        q = self.head.q_of(feats, actions)
+        if self.copy is not None:
+            q = q + self.copy.bonus_of(feats, _embed(self.trunk, tokens), tokens, positions, actions)
+        return q
 
     def published_names(self) -> list[str]:
         """State-dict entries that training changes (all of them for this network)."""

@@ -2,8 +2,10 @@
 
 Actor: `Actor.collect` on the synthetic task (tests/fakes.py) with the default GRU network: the batched env step,
 the batched Q-forward (one GRU-cell step), epsilon-greedy, n-step assembly and initial priorities, all included.
-Learner: `Learner.update` at batch 512 on CPU with transitions collected by that actor (sampled transitions/s =
-updates/s * 512). Target: >= 50,000 actor env steps/s per core at B = 256 on the small vocabulary.
+Learner: `Learner.update` at batch 64 and 512 on CPU with transitions collected by that actor (sampled
+transitions/s = updates/s * batch), for both implementations (`learner.impl`: fast and reference) side by side on the
+same batches, interleaved in short rounds so a busy machine slows both alike. Targets: >= 50,000 actor env steps/s
+per core at B = 256 on the small vocabulary; the fast learner >= 3x the reference (issue 16).
 
     .venv/bin/python scripts/bench_core.py [--quick] [--json PATH]
 """
@@ -27,6 +29,7 @@ from distdqn.config import ActorConfig, EnvConfig, LearnerConfig, NetworkConfig 
 from distdqn.learner import Learner  # noqa: E402
 
 TASK = "tests.fakes:SyntheticEnv"
+IMPLS = ("fast", "reference")  # learner.impl values, fast first
 
 
 def make_actor(batch: int, vocab: int) -> Actor:
@@ -46,32 +49,41 @@ def bench_actor(batch: int, vocab: int, seconds: float) -> dict:
     return {"B": batch, "vocab": vocab, "env_steps_per_s": steps / elapsed, "transitions_per_s": transitions / elapsed}
 
 
-def bench_learner(vocab: int, seconds: float, batch_size: int = 512) -> dict:
+def bench_learner(vocab: int, seconds: float, batch_size: int) -> list[dict]:
+    """Both learner implementations on the same pre-sampled batches, alternating rounds of `seconds / 4`."""
     actor = make_actor(256, vocab)
     data = actor.collect(40).transitions
     rng = np.random.default_rng(0)
-    config = LearnerConfig(device="cpu", batch_size=batch_size, num_threads=1)
-    learner = Learner(NetworkConfig(), config, actor.vocab_size, actor.max_len, seed=0)
-
-    def sample() -> dict:
+    batches = []
+    for _ in range(16):
         idx = rng.integers(0, len(data[spec.ACTION]), batch_size)
         batch = {k: v[idx] for k, v in data.items()}
         batch[spec.WEIGHT] = np.ones(batch_size, np.float32)
-        return batch
-
-    learner.update(sample())
-    updates, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        learner.update(sample())
-        updates += 1
-    elapsed = time.perf_counter() - start
-    return {
-        "batch": batch_size,
-        "vocab": vocab,
-        "max_len": actor.max_len,
-        "updates_per_s": updates / elapsed,
-        "sampled_transitions_per_s": updates * batch_size / elapsed,
-    }
+        batches.append(batch)
+    learners, updates, elapsed = {}, {}, {}
+    for impl in IMPLS:
+        config = LearnerConfig(device="cpu", batch_size=batch_size, num_threads=1, impl=impl)
+        learners[impl] = Learner(NetworkConfig(), config, actor.vocab_size, actor.max_len, seed=0)
+        learners[impl].update(batches[0])  # first-call allocations out of the timing
+        updates[impl], elapsed[impl] = 0, 0.0
+    for _ in range(4):
+        for impl, learner in learners.items():
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds / 4:
+                learner.update(batches[updates[impl] % len(batches)])
+                updates[impl] += 1
+            elapsed[impl] += time.perf_counter() - start
+    return [
+        {
+            "impl": impl,
+            "batch": batch_size,
+            "vocab": vocab,
+            "max_len": actor.max_len,
+            "updates_per_s": updates[impl] / elapsed[impl],
+            "sampled_transitions_per_s": updates[impl] * batch_size / elapsed[impl],
+        }
+        for impl in IMPLS
+    ]
 
 
 def main() -> None:
@@ -82,7 +94,7 @@ def main() -> None:
     torch.set_num_threads(1)
     seconds = 1.0 if args.quick else 4.0
     actor_rows = [bench_actor(b, v, seconds) for v in (32, 2000) for b in (16, 64, 256)]
-    learner_rows = [bench_learner(v, 2 * seconds) for v in (32, 2000)]
+    learner_rows = [r for v in (32, 2000) for b in (64, 512) for r in bench_learner(v, 2 * seconds, b)]
 
     print(f"actor (GRU {NetworkConfig().hidden_dim}, 1 thread)     env steps/s   transitions/s")
     for r in actor_rows:
@@ -90,11 +102,17 @@ def main() -> None:
             f"  B={r['B']:<4d} vocab={r['vocab']:<5d}            {r['env_steps_per_s']:>11,.0f}   "
             f"{r['transitions_per_s']:>13,.0f}"
         )
-    print("learner (CPU, 1 thread)              updates/s   sampled transitions/s")
+    print("learner (CPU, 1 thread)                         updates/s   sampled transitions/s   fast / reference")
     for r in learner_rows:
+        ref = next(
+            x
+            for x in learner_rows
+            if x["impl"] == "reference" and x["batch"] == r["batch"] and x["vocab"] == r["vocab"]
+        )
+        r["speedup_vs_reference"] = r["sampled_transitions_per_s"] / ref["sampled_transitions_per_s"]
         print(
-            f"  batch={r['batch']} vocab={r['vocab']:<5d} L={r['max_len']:<3d}   {r['updates_per_s']:>9,.1f}   "
-            f"{r['sampled_transitions_per_s']:>21,.0f}"
+            f"  {r['impl']:<9s} batch={r['batch']:<3d} vocab={r['vocab']:<5d} L={r['max_len']:<3d}   "
+            f"{r['updates_per_s']:>9,.1f}   {r['sampled_transitions_per_s']:>21,.0f}   {r['speedup_vs_reference']:>15.2f}x"
         )
     target = next(r for r in actor_rows if r["B"] == 256 and r["vocab"] == 32)["env_steps_per_s"]
     print(f"target >= 50,000 env steps/s at B=256, small vocab: {'met' if target >= 50_000 else 'NOT met'}")

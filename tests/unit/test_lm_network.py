@@ -107,3 +107,17 @@ def test_learner_and_actor_train_and_publish_only_trainable_weights(model_dir, t
     restored.load_state_dict(load_learner_state(tmp_path))
     for k, v in restored.weights().items():
         np.testing.assert_array_equal(v, weights[k])
+
+
+def test_fast_learner_read_out_equals_the_full_head(model_dir):
+    """`learner.impl: fast` reads Q(s, a) through `q_taken`: on the LM network it is the full head's entry."""
+    env = make_env("keyword_text", tokenizer=model_dir)
+    net = net_for(model_dir, env)
+    tokens = torch.randint(1, env.vocab_size, (4, env.max_len))
+    positions = torch.tensor([0, 3, 5, env.max_len - 1])
+    actions = torch.tensor([1, 2, env.vocab_size - 1, 7])
+    with torch.no_grad():
+        full = net.q_at(tokens, positions[:, None])[:, 0]
+        feats = net.features(tokens)[torch.arange(4), positions]
+        taken = net.q_taken(feats, tokens, positions, actions)
+    torch.testing.assert_close(taken, full[torch.arange(4), actions])
