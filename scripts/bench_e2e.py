@@ -5,13 +5,14 @@ task's target, with `configs/<task>_easy.yaml` when it exists, for both runtimes
 runtimes alternate, so drift in the machine's load hits each), then the median. "to target" is the run clock the
 summaries report: training time, from the moment every component is up; "wall" counts from the runner's
 construction to its shutdown (Ray's start, the workers' imports and Ray's shutdown included). `--local-overrides`
-adds a third peer, the local runtime with its own tuning (e.g. `actor.eps_base=0.1`).
+adds a peer, the local runtime with its own tuning (e.g. `actor.eps_base=0.1`); `--distributed-overrides` one of
+the distributed runtime (e.g. `learner.impl=reference`: the learner's old path against the default).
 Part 2 (throughput): env steps/s and learner sampled transitions/s for 1, 2 and 4 actors, with the share of actor
 time lost to serialization and remote calls (encode + push + back-pressure wait + weight pulls) and to the
 samples-per-insert throttle, for both runtimes.
 
     python scripts/bench_e2e.py [--quick] [--json PATH] [--tasks keyword,grammar] [--actors 1,2,4] [--seeds 0,1,2]
-        [--local-overrides 'actor.eps_base=0.1']
+        [--local-overrides 'actor.eps_base=0.1'] [--distributed-overrides 'learner.impl=reference']
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ def main() -> None:
         default="",
         help="dotted overrides (space-separated) for an extra peer, 'local*': the local runtime with its own tuning",
     )
+    parser.add_argument(
+        "--distributed-overrides",
+        default="",
+        help="dotted overrides (space-separated) for an extra peer, 'distributed*': the distributed runtime with them",
+    )
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
     tasks = ["keyword"] if args.quick else args.tasks.split(",")
@@ -105,11 +111,14 @@ def main() -> None:
     if args.local_overrides:
         peers["local*"] = args.local_overrides.split()
         print(f"local* = the local runtime with {' '.join(peers['local*'])}")
+    if args.distributed_overrides:
+        peers["distributed*"] = args.distributed_overrides.split()
+        print(f"distributed* = the distributed runtime with {' '.join(peers['distributed*'])}")
     for task in tasks:
         runs: dict[str, list[dict]] = {peer: [] for peer in peers}
         for seed in seeds:  # the runtimes alternate, so drift in the machine's load hits each of them
             for peer, extra in peers.items():
-                runtime = "distributed" if peer == "distributed" else "local"
+                runtime = "distributed" if peer.startswith("distributed") else "local"
                 target = [f"run.target_success={TARGETS[task]}", f"run.max_seconds={budget}", f"run.seed={seed}"]
                 row = make_row("target", task, peer, None, run_once(runtime, task, target + extra))
                 runs[peer].append({**row, "seed": seed})
