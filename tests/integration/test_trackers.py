@@ -34,7 +34,8 @@ def test_a_run_and_its_resume_log_to_both_trackers_offline(tmp_path, monkeypatch
     assert client.get_experiment(logged.info.experiment_id).name == "distdqn"
     evals = client.get_metric_history(ids["mlflow"], "eval.success")
     assert evals and evals[-1].value == pytest.approx(first["final_success"]) and evals[-1].step == first["env_steps"]
-    assert len(client.get_metric_history(ids["mlflow"], "rate.env_steps_per_s")) >= 2
+    rates = client.get_metric_history(ids["mlflow"], "rate.env_steps_per_s")  # one per log line: how many is timing
+    assert rates and all(m.value > 0 and 0 < m.step <= first["env_steps"] for m in rates)
 
     (offline,) = (run / "wandb").glob(f"offline-run-*-{ids['wandb']}")
     history = (offline / f"run-{ids['wandb']}.wandb").read_bytes()
