@@ -3,6 +3,11 @@
 Episodes are spread over the `num_envs` slots by quota (slot b contributes episodes // num_envs, plus one for the
 first episodes % num_envs slots), so short episodes are not over-represented the way "the first N to finish" would
 be. Decoding goes through the same incremental `advance` path the actors use.
+
+An `Evaluator` builds its network once and loads each snapshot's weights into it: a run evaluates every
+`run.eval_interval_s`, and building the network anew each time would reload a pretrained LM from disk
+(`network.trunk: hf`) every time, seconds for a GPT-2-sized model. Entries a snapshot does not carry (a frozen trunk)
+keep the values the network was built with, which are the ones training leaves unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +32,36 @@ class EvalResult:
     examples: list[tuple[str, str, float]]  # (prompt, generation, success) of the first finished episodes
 
 
+class Evaluator:
+    """Greedy held-out evaluation of weights snapshots for one (network, env) configuration; the network is built on
+    the first call and reused (module docstring)."""
+
+    def __init__(self, network_config: NetworkConfig, env_config: EnvConfig, num_envs: int = 64):
+        self.network_config, self.env_config, self.num_envs = network_config, env_config, num_envs
+        self._network: torch.nn.Module | None = None
+        self._shape: tuple[int, int] | None = None  # (vocab_size, max_len) the network was built for
+
+    def _network_for(self, env) -> torch.nn.Module:
+        shape = (env.vocab_size, env.max_len)
+        if self._network is None or self._shape != shape:
+            token_values = numeric_token_values(env.vocab.tokens)
+            self._network = build_network(self.network_config, *shape, token_values).eval()
+            self._shape = shape
+        return self._network
+
+    def evaluate(
+        self, weights: dict[str, np.ndarray], episodes: int, seed: int, split: str = "test", examples: int = 5
+    ) -> EvalResult:
+        """Greedy-decode `episodes` episodes of the task on `split` with the given weights."""
+        if episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {episodes}")
+        num_envs = min(self.num_envs, episodes)
+        env = make_env_from_config(self.env_config, num_envs=num_envs, seed=seed, split=split)
+        network = self._network_for(env)
+        load_published(network, weights)
+        return _decode(network, env, num_envs, episodes, examples)
+
+
 def evaluate(
     network_config: NetworkConfig,
     weights: dict[str, np.ndarray],
@@ -37,14 +72,12 @@ def evaluate(
     num_envs: int = 64,
     examples: int = 5,
 ) -> EvalResult:
-    """Greedy-decode `episodes` episodes of `env_config.task` on `split` with the given weights."""
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    num_envs = min(num_envs, episodes)
-    env = make_env_from_config(env_config, num_envs=num_envs, seed=seed, split=split)
-    token_values = numeric_token_values(env.vocab.tokens)
-    network = build_network(network_config, env.vocab_size, env.max_len, token_values).eval()
-    load_published(network, weights)
+    """One evaluation with a network built for it (`distdqn eval`); a run keeps an `Evaluator` instead."""
+    return Evaluator(network_config, env_config, num_envs).evaluate(weights, episodes, seed, split, examples)
+
+
+def _decode(network: torch.nn.Module, env, num_envs: int, episodes: int, examples: int) -> EvalResult:
+    """Play `episodes` greedy episodes over the env's `num_envs` slots by quota."""
     quota = np.full(num_envs, episodes // num_envs) + (np.arange(num_envs) < episodes % num_envs)
     returns, successes, lengths, shown = [], [], [], []
     ep_return = np.zeros(num_envs)

@@ -29,7 +29,7 @@ from typing import Any
 from distdqn import checkpoint as ck
 from distdqn import control
 from distdqn.config import Config
-from distdqn.evaluation import evaluate
+from distdqn.evaluation import Evaluator
 from distdqn.run import Counters, RunTracker
 from distdqn.runtime import ActorView, EpisodeRecord, Progress, Runtime, RuntimeState, WorkerUnavailable
 
@@ -72,6 +72,7 @@ class Supervisor:
         self.actors_target = config.actor.num_actors  # `distdqn scale` changes it while the run goes on
         request = control.read_request(directory)  # a request left from an earlier session is not replayed
         self._applied_request = request["id"] if request else None
+        self._evaluator = Evaluator(config.network, config.env)  # one network for every evaluation of the run
 
     # ---- the run ----------------------------------------------------------------------------------------------
     def run(self, examples: int = 0) -> dict[str, Any]:
@@ -263,14 +264,8 @@ class Supervisor:
         if weights is None:
             return None
         cfg = self.config
-        result = evaluate(
-            cfg.network,
-            weights,
-            cfg.env,
-            episodes=cfg.run.eval_episodes,
-            seed=cfg.run.seed + EVAL_SEED_OFFSET,
-            split="test",
-            examples=examples,
+        result = self._evaluator.evaluate(
+            weights, episodes=cfg.run.eval_episodes, seed=cfg.run.seed + EVAL_SEED_OFFSET, examples=examples
         )
         self.tracker.record_eval(result.success, result.mean_return, result.examples)
         return result.success
@@ -279,9 +274,8 @@ class Supervisor:
         weights = self.runtime.latest_weights()
         if weights is None:
             return
-        cfg = self.config
-        seed = cfg.run.seed + EXAMPLES_SEED_OFFSET
-        result = evaluate(cfg.network, weights, cfg.env, episodes=n, seed=seed, split="test", examples=n)
+        seed = self.config.run.seed + EXAMPLES_SEED_OFFSET
+        result = self._evaluator.evaluate(weights, episodes=n, seed=seed, examples=n)
         print("held-out generations (greedy):")
         for prompt, text, ok in result.examples:
             print(f"  {'+' if ok >= 1 else '-'} {prompt} -> {text}")

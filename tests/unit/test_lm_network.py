@@ -11,6 +11,7 @@ from distdqn.actor import Actor
 from distdqn.checkpoint import load_learner_state, save_learner_state
 from distdqn.config import ActorConfig, EnvConfig, LearnerConfig, NetworkConfig
 from distdqn.envs import make_env
+from distdqn.evaluation import Evaluator, evaluate
 from distdqn.learner import Learner, metrics_to_floats
 from distdqn.lm_network import load_pretrained
 from distdqn.networks import build_network, mask_q
@@ -121,3 +122,34 @@ def test_fast_learner_read_out_equals_the_full_head(model_dir):
         feats = net.features(tokens)[torch.arange(4), positions]
         taken = net.q_taken(feats, tokens, positions, actions)
     torch.testing.assert_close(taken, full[torch.arange(4), actions])
+
+
+def test_evaluator_loads_the_lm_once_and_matches_a_fresh_network(model_dir, monkeypatch):
+    """A run evaluates many snapshots: the LM is read from disk once, and each snapshot's weights go into the same
+    module with the result of a network built for it alone."""
+    from transformers import AutoModelForCausalLM
+
+    env_config = EnvConfig(task="keyword_text", tokenizer=model_dir)
+    net_config = NetworkConfig(trunk="hf", pretrained=model_dir)
+    env = make_env("keyword_text", tokenizer=model_dir)
+    torch.manual_seed(0)
+    snapshots = []
+    for scale in (0.0, 3.0):  # a perturbed advantage changes the greedy generations
+        net = net_for(model_dir, env)
+        with torch.no_grad():
+            net.adv_up.weight.normal_(0.0, scale)
+        snapshots.append({k: v.numpy() for k, v in net.state_dict().items()})
+    fresh = [evaluate(net_config, w, env_config, episodes=16, seed=3, examples=16) for w in snapshots]
+    assert fresh[0].examples != fresh[1].examples
+
+    loads = []
+    original = AutoModelForCausalLM.from_pretrained.__func__
+    monkeypatch.setattr(
+        AutoModelForCausalLM,
+        "from_pretrained",
+        classmethod(lambda cls, *a, **k: loads.append(a) or original(cls, *a, **k)),
+    )
+    evaluator = Evaluator(net_config, env_config)
+    reused = [evaluator.evaluate(w, episodes=16, seed=3, examples=16) for w in snapshots + snapshots]
+    assert len(loads) == 1
+    assert reused == fresh + fresh
