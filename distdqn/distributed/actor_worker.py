@@ -273,8 +273,11 @@ class ActorWorker:
         """Wait while this actor's share of inserts runs ahead of the learner's samples (the limiter's lower band);
         False when the slice's `deadline` came first (the wait goes on in the next slice).
 
-        The global insert count is estimated as this actor's count times the number of actors; the sample count is
-        the learner's, as last reported through the parameter store (at most one pull interval old).
+        The global insert count is estimated as this actor's stored transitions (acknowledged by a shard, or in
+        flight to one) times the number of actors; the sample count is the learner's, as last reported through the
+        parameter store (at most one pull interval old). Transitions that were lost (no live shard) or refused do
+        not count: counting them would owe the learner samples of data it never saw, and with the learner held
+        back by the same band on its side (it counts the shards' inserts) both would wait for ever.
         """
         if self.limiter.samples_per_insert <= 0:
             return True
@@ -285,8 +288,9 @@ class ActorWorker:
             ):
                 return True  # the learner waits for data (e.g. a shard restarted empty): always insert then
 
+            stored = self._totals["inserted"] + sum(push.items for push in self._in_flight)
             self.limiter.load_counts(
-                inserted=self._totals["transitions"] * self.num_actors,
+                inserted=stored * self.num_actors,
                 sampled=int(self._learner_counters.get("sampled", 0)),
             )
             if self.limiter.can_insert(self.actor.num_envs * self.config.push_interval_steps * self.num_actors):
