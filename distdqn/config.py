@@ -63,6 +63,7 @@ class NetworkConfig:
     numeric_embedding: bool = False  # integer tokens ("7") share one embedding plus value * w, w learned (xVal-style)
     copy_head: bool = True  # add a pointer-style Q bonus for tokens already in the text (distdqn/copy_head.py)
     copy_dim: PositiveInt = 32  # query/key width of the copy head
+    copy_positions: bool = True  # copy-head keys carry their position too: point by place (copy, reverse)
     # ---- trunk 'hf' only (distdqn/lm_network.py): Q = v(h) + scale * log_softmax(lm_head(h)) + A(h) - mean(A(h))
     pretrained: str = ""  # a local Hugging Face causal-LM directory (config, weights, tokenizer); never downloads
     finetune: Literal["full", "frozen", "top_blocks", "lora"] = "full"  # what of the LM trains (the Q-head always)
@@ -214,6 +215,7 @@ ARCHITECTURE_KEYS = (
     "network.numeric_embedding",
     "network.copy_head",
     "network.copy_dim",
+    "network.copy_positions",
     "env.tokenizer",
     "network.pretrained",
     "network.finetune",

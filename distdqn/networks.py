@@ -406,5 +406,7 @@ def build_network(
         raise ValueError(f"network.trunk must be 'gru', 'transformer' or 'hf', got {c.trunk!r}")
     copy_head = None
     if c.copy_head:
-        copy_head = CopyHead(c.hidden_dim, trunk.embed.embedding_dim, vocab_size, c.copy_dim)
+        copy_head = CopyHead(
+            c.hidden_dim, trunk.embed.embedding_dim, vocab_size, c.copy_dim, max_len if c.copy_positions else 0
+        )
     return QNetwork(trunk, c.hidden_dim, vocab_size, c.dueling, copy_head)

@@ -85,9 +85,7 @@ def assert_accounted(summary):
     ],
     ids=["actor", "shard", "shard-before-any-checkpoint", "learner"],
 )
-def test_sigkill_of_a_worker_is_survived_and_the_target_reached(
-    ray_cluster, tmp_path, kind, victim, after_checkpoint
-):
+def test_sigkill_of_a_worker_is_survived_and_the_target_reached(ray_cluster, tmp_path, kind, victim, after_checkpoint):
     summary, runtime = run_with(ray_cluster, tmp_path, victim, after_checkpoint=after_checkpoint)
     assert runtime.restarts[kind] >= 1, (runtime.restarts, summary)
     assert summary["stop_reason"].startswith("target reached"), summary

@@ -1,6 +1,7 @@
 """The copy head: a bonus exactly for the tokens in the visible prefix, equal to their best attention score."""
 
 import numpy as np
+import pytest
 import torch
 
 from distdqn.copy_head import CopyHead
@@ -58,3 +59,29 @@ def test_pad_never_gets_a_bonus_and_gradients_are_finite():
     for p in [features.grad, *[q.grad for q in head.parameters()]]:
         assert p is not None and torch.isfinite(p).all()
     assert features.grad.abs().sum() > 0
+
+
+def test_positional_keys_start_at_zero_and_then_point_by_place():
+    torch.manual_seed(0)
+    content = CopyHead(H, E, V, dim=4)
+    placed = CopyHead(H, E, V, dim=4, max_len=6)
+    placed.load_state_dict({**content.state_dict(), "position.weight": torch.zeros(6, 4)})
+    tokens = torch.tensor([[3, 5, 3, 7, 0, 0], [2, 2, 8, 1, 4, 6]])
+    embeds, features = torch.randn(2, 6, E), torch.randn(2, 2, H)
+    positions = torch.tensor([[3, 3], [5, 5]])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            placed(features, embeds, tokens, positions), content(features, embeds, tokens, positions)
+        )
+        # Keys of no content and one-hot places: a query for place j scores the token at j highest, whatever it is.
+        placed.key.weight.zero_()
+        placed.key.bias.zero_()
+        placed.position.weight.copy_(torch.eye(6, 4) * 10)
+        placed.query.weight.zero_()
+        for j in range(4):
+            placed.query.bias.copy_(torch.eye(4)[j])
+            bonus = placed(features, embeds, tokens, positions)
+            for b in range(2):
+                assert int(bonus[b, 0].argmax()) == int(tokens[b, j]), (b, j)
+    with pytest.raises(ValueError, match="knows 6 positions"):
+        placed(features, torch.randn(2, 7, E), torch.ones(2, 7, dtype=torch.long), positions)
