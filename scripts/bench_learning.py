@@ -8,7 +8,9 @@ for the distributed one on an embedded Ray) on each `--seeds` seed until held-ou
     task  difficulty  target  reached  env_steps  updates  wall_s  best  final
 
 Targets: grammar 0.99 (validity), arithmetic 0.99 (exact match), keyword and shortest_path 0.95, every other task
-0.9 (`--target` overrides all). Rows are also written as JSON with `--json PATH`.
+0.9 (`--target` overrides all). Rows are also written as JSON with `--json PATH`, together with every run's
+held-out learning curve, and (with the plot extra, matplotlib) one PNG per task and level next to it,
+`<PATH stem>_<task>_<level>.png`: held-out success against env steps and against wall seconds, one line per seed.
 
     .venv/bin/python scripts/bench_learning.py --quick                     # keyword easy only, short budget
     .venv/bin/python scripts/bench_learning.py --levels easy --max-seconds 180 --json easy.json
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from distdqn.config import load_config  # noqa: E402
+from distdqn.plot import X_AXES, read_records  # noqa: E402
 from distdqn.trainer import build_supervisor  # noqa: E402
 
 TASKS = ["grammar", "keyword", "arithmetic", "shortest_path", "sentiment", "translation", "wordle"]
@@ -65,7 +68,9 @@ def run_one(task: str, level: str, args: argparse.Namespace, seed: int) -> dict:
         finally:
             supervisor.close()
         wall = time.perf_counter() - start
+        records = read_records(Path(tmp))
     reached = summary.get("time_to_target_s") is not None
+    evals = [r for r in records if all(isinstance(r.get(k), (int, float)) for k in ("eval.success", *X_AXES))]
     return {
         "task": task,
         "difficulty": level,
@@ -83,6 +88,7 @@ def run_one(task: str, level: str, args: argparse.Namespace, seed: int) -> dict:
         "seed": seed,
         "runtime": args.runtime,
         "overrides": args.set,
+        "curve": {key: [r[key] for r in evals] for key in (*X_AXES, "eval.success")},
     }
 
 
@@ -93,6 +99,39 @@ def row_text(r: dict) -> str:
         best = r["best_success"] if r["best_success"] is not None else float("nan")
         result = f"not reached in {r['max_seconds']:.0f} s, best {best:.3f}"
     return f"{r['task']:<14} {r['difficulty']:<7} {r['seed']:<4} {r['target']:<6} {result}"
+
+
+def plot_curves(rows: list[dict], json_path: Path) -> list[Path]:
+    """One PNG per (task, level) of `rows` next to `json_path`: held-out success against env steps and wall
+    seconds, one line per seed, the target dashed. Nothing (and a note) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(learning-curve PNGs need matplotlib: pip install -e '.[plot]')", file=sys.stderr)
+        return []
+    written = []
+    for task, level in dict.fromkeys((r["task"], r["difficulty"]) for r in rows):
+        runs = [r for r in rows if (r["task"], r["difficulty"]) == (task, level)]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+        for ax, x, label in zip(axes, ("env_steps", "wall_s"), ("env steps", "wall seconds (run clock)"), strict=True):
+            for r in runs:
+                ax.plot(r["curve"][x], r["curve"]["eval.success"], label=f"seed {r['seed']}")
+            ax.axhline(runs[0]["target"], color="gray", linestyle="--", linewidth=1)
+            ax.set_xlabel(label)
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("held-out success")
+        axes[0].set_ylim(-0.02, 1.02)
+        axes[1].legend(loc="lower right", fontsize=8)
+        fig.suptitle(f"{task} {level} ({runs[0]['config']}, {runs[0]['runtime']} runtime)")
+        fig.tight_layout()
+        out = json_path.with_name(f"{json_path.stem}_{task}_{level}.png")
+        fig.savefig(out, dpi=90)
+        plt.close(fig)
+        written.append(out)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(row_text(row), flush=True)
                 if args.json:
                     Path(args.json).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    if args.json:
+        for png in plot_curves(rows, Path(args.json)):
+            print(f"learning curves: {png}")
     return 0
 
 

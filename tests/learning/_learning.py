@@ -11,7 +11,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def train_to_target(
-    config_name: str,
+    config_name: str | None,
     tmp_path: Path,
     target: float,
     max_seconds: float,
@@ -19,10 +19,11 @@ def train_to_target(
     distributed: bool = False,
     overrides: tuple[str, ...] = (),
 ) -> dict:
-    """Train `configs/<config_name>.yaml` until held-out success >= target or the budget; the run's summary.
-    The local runtime by default; `distributed` runs the Ray runtime (the caller provides the Ray instance)."""
+    """Train `configs/<config_name>.yaml` (None: the defaults) until held-out success >= target or the budget; the
+    run's summary. The local runtime by default; `distributed` runs the Ray runtime (the caller provides the Ray
+    instance)."""
     config = load_config(
-        CONFIGS / f"{config_name}.yaml",
+        CONFIGS / f"{config_name}.yaml" if config_name else None,
         [
             f"run.seed={seed}",
             f"run.target_success={target}",
