@@ -6,16 +6,17 @@ At a position t with trunk feature h_t and the tokens x_0..x_t of the row so far
     copy(t, a)  = max { score(t, j) : j <= t, x_j = a }         (0 for tokens a that are not in the text)
 
 and the Q-network adds it to its dueling head: Q(s_t, a) = head(h_t)[a] + copy(t, a). The scoring is by content,
-so "emit the prompt's verb now" is one query whichever verb the prompt holds.
-
-With `max_len` (network.copy_positions, the default), each key also carries a learned embedding of its position,
-W_k e(x_j) + p_j, so a query can point by place as well as by content: "the token i places after the start" (copy
-a list), "the one i places before <sep>" (reverse it). p starts at zero, so a new network scores by content alone
-and learns where place matters. The dueling head alone has to learn an
+so "emit the prompt's verb now" is one query whichever verb the prompt holds. The dueling head alone has to learn an
 output row per word from the combinations it was trained on, and on keyword-constrained generation it memorises
 them: held-out prompts get a training partner of the subject ("bird runs <sep>" -> "the bird sings"). This is the
 pointer-generator idea (See et al. 2017, "Get To The Point") for Q-values instead of probabilities; e(x_j) is the
 trunk's own input embedding, so the head adds two small projections and no vocabulary-sized weights.
+
+With `max_len` (network.copy_positions, the default), each key also carries a learned embedding of its position,
+W_k e(x_j) + p_j, so a query can point by place as well as by content: "the token i places after the start" (copy
+a list), "the one i places before <sep>" (reverse it). p starts at zero, so a new network scores by content alone
+and learns where place matters. On copy, reverse and sort easy (no tuned config) it took the default configuration
+from 0.76 held-out in 180 s / 144 s / 112 s to 0.9 in 51 s / 51 s / 61 s (README).
 
 Cost: one [B, K, L] score matrix and a scatter-max into [B, K, V] for K query positions; the actor evaluates it at
 its one current position per step.
