@@ -113,13 +113,15 @@ def pretrain(
     generator = torch.Generator().manual_seed(seed)
     began, steps, loss = time.monotonic(), 0, float("nan")
     model.train()
-    while steps < max_steps and not (max_seconds and time.monotonic() - began > max_seconds):
-        pick = torch.randint(0, len(rows), (batch_size,), generator=generator)
-        out_ = model(input_ids=ids[pick], labels=labels[pick])
-        optimizer.zero_grad(set_to_none=True)
-        out_.loss.backward()
-        optimizer.step()
-        steps, loss = steps + 1, float(out_.loss.detach())
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: seed it, leave the caller's
+        torch.manual_seed(seed)
+        while steps < max_steps and not (max_seconds and time.monotonic() - began > max_seconds):
+            pick = torch.randint(0, len(rows), (batch_size,), generator=generator)
+            out_ = model(input_ids=ids[pick], labels=labels[pick])
+            optimizer.zero_grad(set_to_none=True)
+            out_.loss.backward()
+            optimizer.step()
+            steps, loss = steps + 1, float(out_.loss.detach())
     save_model(model.eval(), tokenizer, out)
     params = sum(p.numel() for p in model.parameters())
     return {"steps": steps, "loss": loss, "seconds": time.monotonic() - began, "parameters": params}

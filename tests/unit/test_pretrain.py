@@ -22,6 +22,21 @@ def test_pretrain_writes_a_model_the_q_network_loads(tmp_path):
     assert q.shape == (2, env.vocab_size)
 
 
+def test_pretrain_is_deterministic_for_a_seed(tmp_path):
+    """Dropout draws from the global generator: two runs of one seed (with other draws in between) write the same
+    weights, so the learning tests that start from a pretrained model start from the same one."""
+    import torch
+    from safetensors.torch import load_file
+
+    documents, extra = task_corpus("keyword_text")
+    pretrain(documents, tmp_path / "a", extra, max_steps=5, batch_size=8, seed=0)
+    torch.rand(3)
+    pretrain(documents, tmp_path / "b", extra, max_steps=5, batch_size=8, seed=0)
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "a" / "tokenizer.json").read_text() == (tmp_path / "b" / "tokenizer.json").read_text()
+
+
 def test_pretrain_cli_from_a_text_file(tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the dog runs\n\nthe cat sleeps\n")
