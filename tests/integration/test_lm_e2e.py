@@ -49,3 +49,33 @@ def test_lm_keyword_trains_distributed(ray_cluster, model_dir, tmp_path):
     summary = run(model_dir, tmp_path, "ray", overrides)
     print("ray:", summary)
     assert summary["updates"] >= 60 and summary["final_success"] is not None
+
+
+@pytest.mark.slow
+def test_lm_keyword_runs_a_gpt2_small_sized_model(tmp_path):
+    """The same config with a GPT-2-small-shaped LM (12 layers, 768 wide, 50,257 outputs: 124M parameters, random
+    weights, the word-level tokenizer's actions) on CPU: a bounded smoke run of a few updates, a checkpoint of the
+    full model on disk. Slow (about a minute on 2 cores, 0.5 GB per model copy)."""
+    from distdqn.pretrain import build_word_tokenizer, new_causal_lm, save_model
+    from tests.lm_fixtures import task_texts
+
+    model = tmp_path / "gpt2-small"
+    tokenizer = build_word_tokenizer(task_texts(), model)
+    lm = new_causal_lm(50257, layers=12, dim=768, heads=12, positions=1024)
+    assert sum(p.numel() for p in lm.parameters()) > 120e6
+    save_model(lm, tokenizer, model)
+    del lm
+    overrides = [
+        "run.max_updates=3",
+        "run.max_seconds=300",
+        "run.eval_episodes=4",
+        "actor.num_actors=1",
+        "env.envs_per_actor=4",
+        "replay.min_size_to_sample=32",
+        "learner.batch_size=16",
+        "checkpoint.interval_updates=3",
+    ]
+    summary = run(str(model), tmp_path / "run", "local", overrides)
+    print("gpt2-small:", summary)
+    assert summary["updates"] >= 3 and summary["final_success"] is not None
+    assert any((tmp_path / "run" / "checkpoints").rglob("*.safetensors"))
