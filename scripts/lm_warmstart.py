@@ -3,7 +3,7 @@ random LM, with the same budget (local runtime, configs/lm_keyword.yaml, one see
 
 Arms (each a `distdqn pretrain` model of the same tokenizer and shape, then `distdqn train` on it):
   warm      `pretrain --task keyword_text --max-steps WARM_STEPS`: fluent sentences, usually only the first concept;
-            its greedy held-out success is well below target (0.0 at 45 steps, 0.70 at 60, 1.0 at 150)
+            its greedy held-out success is well below target (seed 0: 0.0 at 35 steps, 0.50 at 40, 0.19 at 45)
   scratch   `pretrain --max-steps 0`: the random LM
   warm-uniform (with --explore-uniform)  warm, with `actor.explore: uniform` instead of the config's `lm`
 Prints every held-out evaluation (env steps, updates, success) of each arm and a summary table.
