@@ -20,9 +20,22 @@ def task_texts() -> list[str]:
     return texts
 
 
-def tiny_lm(directory: Path, layers: int = 2, dim: int = 64, seed: int = 0) -> Path:
+def tiny_lm(
+    directory: Path,
+    layers: int = 2,
+    dim: int = 64,
+    seed: int = 0,
+    heads: int = 2,
+    vocab_size: int | None = None,
+    positions: int = 64,
+) -> Path:
+    """A random GPT-2 on the text tasks' word-level tokenizer, written to `directory`; `vocab_size` (default: the
+    tokenizer's) and the other shape arguments make larger ones, e.g. GPT-2 small's 12 x 768 with 50,257 outputs."""
     tokenizer = build_word_tokenizer(task_texts(), directory)
-    save_model(new_causal_lm(len(tokenizer), layers=layers, dim=dim, seed=seed), tokenizer, directory)
+    model = new_causal_lm(
+        vocab_size or len(tokenizer), layers=layers, dim=dim, heads=heads, positions=positions, seed=seed
+    )
+    save_model(model, tokenizer, directory)
     return directory
 
 

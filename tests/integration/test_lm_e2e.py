@@ -56,15 +56,13 @@ def test_lm_keyword_runs_a_gpt2_small_sized_model(tmp_path):
     """The same config with a GPT-2-small-shaped LM (12 layers, 768 wide, 50,257 outputs: 124M parameters, random
     weights, the word-level tokenizer's actions) on CPU: a bounded smoke run of a few updates, a checkpoint of the
     full model on disk. Slow (about a minute on 2 cores, 0.5 GB per model copy)."""
-    from distdqn.pretrain import build_word_tokenizer, new_causal_lm, save_model
-    from tests.lm_fixtures import task_texts
+    import math
 
-    model = tmp_path / "gpt2-small"
-    tokenizer = build_word_tokenizer(task_texts(), model)
-    lm = new_causal_lm(50257, layers=12, dim=768, heads=12, positions=1024)
-    assert sum(p.numel() for p in lm.parameters()) > 120e6
-    save_model(lm, tokenizer, model)
-    del lm
+    from safetensors import safe_open
+
+    model = tiny_lm(tmp_path / "gpt2-small", layers=12, dim=768, heads=12, vocab_size=50257, positions=1024)
+    with safe_open(str(model / "model.safetensors"), "pt") as weights:
+        assert sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys()) > 120e6
     overrides = [
         "run.max_updates=3",
         "run.max_seconds=300",
