@@ -15,6 +15,11 @@ for concept coverage. Rewards:
 With `end_on_error` the episode ends at the first token after which the sentence can no longer be grammatical
 (or plausible), with the matching reward. Truncation by the budget gives 0 and success 0.
 
+With `action_mask` the env publishes, per step, the tokens after which the sentence is still plausible and can still
+end (`<eos>` included) within the remaining budget: grammar-constrained decoding. The mask says nothing of the
+concepts, so a policy that only follows it writes plausible sentences without them and scores 0
+(tests/unit/envs/test_keyword.py checks it).
+
 Prompts come from "frames" (subject verb [object | preposition place]) that fit the budget: a concept set is a
 subset of a frame's content words, so every prompt has a solution, and the frame's sentence is the oracle.
 Held-out split: concept combinations unseen in train, made of concepts that all occur in train prompts.
@@ -52,6 +57,7 @@ class Options:
     implausible_reward: float = -0.5  # grammatical but semantically implausible sentence
     concept_credit: float = 0.3  # shaping: total reward paid as the concepts appear (share of the success reward)
     test_fraction: float = 0.25  # share of the concept sets held out for the test split
+    action_mask: bool = False  # publish the tokens that keep the sentence plausible and finishable in the budget
 
     def __post_init__(self):
         if not 1 <= self.min_concepts <= MAX_CONCEPTS:
@@ -170,6 +176,9 @@ class KeywordEnv(TextEnv):
         self.covered = np.zeros((num_envs, MAX_CONCEPTS), dtype=bool)
         self.prompt_id = np.zeros(num_envs, dtype=np.int64)
         self.credit = np.zeros(num_envs, dtype=np.float32)  # concept_credit / number of concepts, per slot
+        self.has_action_mask = opts.action_mask
+        # [S, V]: fewest tokens to the end of a plausible sentence after reading token v in state s (`<eos>` counted)
+        self._dist_after = self.semantics.dist[self.semantics.table]
 
     def _reset_slots(self, idx: np.ndarray) -> None:
         pid = self.prompt_table.write(self.tokens, self.length, idx, self.rng)
@@ -199,6 +208,11 @@ class KeywordEnv(TextEnv):
             )
             reward += np.where(terminated, end, 0.0).astype(np.float32)
         return reward, terminated, success.astype(np.float32)
+
+    def _action_mask(self) -> np.ndarray:
+        """[B, V] bool: tokens after which a plausible sentence can still be finished in the remaining budget."""
+        remaining = self.max_steps - self.steps - 1  # tokens left after this one
+        return self._dist_after[self.sem_state] <= remaining[:, None]
 
     def oracle_actions(self) -> np.ndarray:
         """The frame sentence of each slot's prompt (e.g. `the dog runs <eos>`), one token per step."""

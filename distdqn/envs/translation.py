@@ -15,6 +15,13 @@ into targets by four rules:
 Prompt: source tokens + `<sep>`; the agent emits target tokens, then `<eos>`. Reward at `<eos>`: 1 for an exact match
 (success = 1), else `partial_scale` * BLEU-2 (brevity penalty * sqrt(p1 * p2), clipped n-gram precisions, p2
 add-one smoothed), computed vectorised over the finished episodes; an empty answer scores 0. Truncation gives 0.
+
+Shaping (`prefix_credit` > 0, off by default): each emitted token that extends a correct prefix of the reference pays
+`prefix_credit / len(reference)` at once, and the end rewards above are scaled by `1 - prefix_credit`, so an exact
+answer's return is still exactly 1 and any wrong one's stays below it (at most prefix_credit + (1 - prefix_credit) *
+partial_scale). The credit is paid only for the reference's own tokens in place, so collecting it is writing the
+translation; the prompt shows nothing new (tests/unit/envs/test_translation.py checks that a policy stopping short
+of the answer keeps success 0).
 Held-out split: adjective-noun pairs are split (every adjective and noun occurs in train); a test sentence contains
 at least one held-out pair, a train sentence none.
 """
@@ -53,6 +60,7 @@ class Options:
     adverbs: bool = False  # an adverb before the source verb (moved after the verb phrase in the target)
     adjective_prob: float = 0.5  # probability that a noun phrase has an adjective
     partial_scale: float = 0.5  # reward for a wrong answer = partial_scale * BLEU-2 (so < 1)
+    prefix_credit: float = 0.0  # shaping: share of the success reward paid token by token along a correct prefix
     slack_steps: int = 2  # budget = longest target + <eos> + slack_steps
     pool_size: int = 1024  # distinct sentences drawn per split (fewer when the language is smaller)
     test_fraction: float = 0.25  # share of adjective-noun pairs held out for the test split
@@ -62,6 +70,8 @@ class Options:
             raise ValueError(f"env.options.adjective_prob must lie in [0, 1], got {self.adjective_prob}")
         if not 0.0 <= self.partial_scale < 1.0:
             raise ValueError(f"env.options.partial_scale must lie in [0, 1), got {self.partial_scale}")
+        if not 0.0 <= self.prefix_credit < 1.0:
+            raise ValueError(f"env.options.prefix_credit must lie in [0, 1), got {self.prefix_credit}")
         if self.slack_steps < 0:
             raise ValueError(f"env.options.slack_steps must be >= 0, got {self.slack_steps}")
         if self.pool_size < 1:
@@ -196,14 +206,23 @@ class TranslationEnv(TextEnv):
         self.plan[:, : self.ref.shape[1]] = self.ref
         self.plan[np.arange(len(pairs)), self.ref_len] = self.eos_id
         self.prompt_id = np.zeros(num_envs, dtype=np.int64)
+        self.on_track = np.zeros(num_envs, dtype=bool)  # every token so far matches the reference in place
 
     def _reset_slots(self, idx: np.ndarray) -> None:
         self.prompt_id[idx] = self.prompt_table.write(self.tokens, self.length, idx, self.rng)
+        self.on_track[idx] = True
 
     def _score(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         terminated = actions == self.eos_id
         reward = np.zeros(self.num_envs, dtype=np.float32)
         success = np.zeros(self.num_envs, dtype=np.float32)
+        credit = self.opts.prefix_credit
+        if credit > 0:
+            ref_len = self.ref_len[self.prompt_id]
+            pos = self.steps - 1  # the index of this token in the answer
+            expected = self.ref[self.prompt_id, np.minimum(pos, self.ref.shape[1] - 1)]
+            self.on_track &= (pos < ref_len) & (actions == expected)
+            reward += np.where(self.on_track, credit / ref_len, 0.0).astype(np.float32)
         done = np.flatnonzero(terminated)
         if done.size:
             pid = self.prompt_id[done]
@@ -215,7 +234,7 @@ class TranslationEnv(TextEnv):
             width = ref.shape[1]
             exact = (hyp_len == ref_len) & (hyp[:, :width] == ref).all(axis=1) & (hyp[:, width:] == 0).all(axis=1)
             partial = self.opts.partial_scale * bleu2(hyp, hyp_len, ref, ref_len)
-            reward[done] = np.where(exact, 1.0, partial)
+            reward[done] = (1.0 - credit) * np.where(exact, 1.0, partial)
             success[done] = exact
         return reward, terminated, success
 

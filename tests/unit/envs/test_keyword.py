@@ -116,3 +116,31 @@ def test_keyword_easy_is_small():
 def test_keyword_errors():
     check_option_errors("keyword", {"max_concepts": 4})
     check_action_errors("keyword")
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_keyword_action_mask_admits_the_oracle_and_only_finishable_plausible_sentences(difficulty):
+    env = make_env("keyword", num_envs=64, difficulty=difficulty, action_mask=True)
+    assert env.has_action_mask
+    obs = env.reset(seed=1)
+    for _ in range(200):  # the oracle's sentence is always inside the mask
+        actions = env.oracle_actions()
+        assert obs.action_mask[np.arange(64), actions].all()
+        obs, *_ = env.step(actions)
+    # a random policy inside the mask never writes an implausible or unfinished sentence ...
+    rng = np.random.default_rng(0)
+    env.reset(seed=2)
+    ends, returns, ret = [], [], np.zeros(64)
+    while len(returns) < 2000:
+        mask = env._action_mask()
+        actions = np.array([rng.choice(np.flatnonzero(m)) for m in mask])
+        _, r, term, trunc, info = env.step(actions)
+        ret += r
+        assert not trunc.any()
+        ends += term[info.done_idx].tolist()
+        returns += ret[info.done_idx].tolist()
+        ret[info.done_idx] = 0.0
+    assert all(ends) and min(returns) >= 0.0
+    # ... yet the mask says nothing of the concepts: it still rarely succeeds (reward hacking regression)
+    success, _ = rollout(env, lambda: env.random_actions(rng), 2000)
+    assert success.mean() < 0.1

@@ -118,3 +118,46 @@ def test_translation_seeding_splits_and_reset(difficulty):
 def test_translation_errors():
     check_option_errors("translation", {"partial_scale": 1.5})
     check_action_errors("translation")
+
+
+def _returns(env, words):
+    """Per-step rewards of feeding `words` to a one-slot env (stops at the episode's end)."""
+    rewards = []
+    for w in words:
+        _, r, term, trunc, info = env.step(np.array([env.vocab.id(w)]))
+        rewards.append(float(r[0]))
+        if term[0] or trunc[0]:
+            return rewards, float(info.success[0])
+    return rewards, None
+
+
+def test_translation_prefix_credit_pays_along_the_reference_and_keeps_an_exact_answer_at_one():
+    env = _env("su dax mib", prefix_credit=0.4)  # reference: a cat run +s
+    rewards, success = _returns(env, "a cat run +s <eos>".split())
+    assert rewards[:4] == pytest.approx([0.1] * 4) and sum(rewards) == pytest.approx(1.0) and success == 1.0
+    # off the track once, no more credit, even for later tokens that match the reference in place
+    rewards, success = _returns(_env("su dax mib", prefix_credit=0.4), "a dog run +s <eos>".split())
+    assert rewards[:4] == pytest.approx([0.1, 0, 0, 0]) and success == 0.0
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_translation_prefix_credit_cannot_be_farmed(difficulty):
+    """Reward hacking regression: a policy that collects the credit and stops one token short (or runs past the end)
+    succeeds never and earns less than an exact answer; the oracle still earns exactly 1."""
+    env = make_env("translation", num_envs=64, difficulty=difficulty, prefix_credit=0.5)
+    success, returns = rollout(env, env.oracle_actions, 200)
+    assert success.mean() == 1.0 and np.allclose(returns, 1.0)
+
+    def short_of_the_answer():
+        plan = env.oracle_actions()
+        last = env.steps >= env.ref_len[env.prompt_id] - 1
+        return np.where(last, env.eos_id, plan)
+
+    def past_the_answer():
+        plan = env.oracle_actions()
+        at_end = env.steps == env.ref_len[env.prompt_id]
+        return np.where(at_end, env.ref[env.prompt_id, 0], plan)  # a repeated word instead of <eos>
+
+    for policy in (short_of_the_answer, past_the_answer):
+        success, returns = rollout(env, policy, 200)
+        assert success.mean() == 0.0 and returns.max() < 0.95
