@@ -21,7 +21,8 @@ Shaping (`prefix_credit` > 0, off by default): each emitted token that extends a
 answer's return is still exactly 1 and any wrong one's stays below it (at most prefix_credit + (1 - prefix_credit) *
 partial_scale). The credit is paid only for the reference's own tokens in place, so collecting it is writing the
 translation; the prompt shows nothing new (tests/unit/envs/test_translation.py checks that a policy stopping short
-of the answer keeps success 0).
+of the answer keeps success 0). With `action_mask` the legal actions are the target language's tokens and `<eos>`
+(never a source word): it halves the random exploration's choices and tells nothing of the answer.
 Held-out split: adjective-noun pairs are split (every adjective and noun occurs in train); a test sentence contains
 at least one held-out pair, a train sentence none.
 """
@@ -61,6 +62,7 @@ class Options:
     adjective_prob: float = 0.5  # probability that a noun phrase has an adjective
     partial_scale: float = 0.5  # reward for a wrong answer = partial_scale * BLEU-2 (so < 1)
     prefix_credit: float = 0.0  # shaping: share of the success reward paid token by token along a correct prefix
+    action_mask: bool = False  # publish the target language's tokens and <eos> as the legal actions
     slack_steps: int = 2  # budget = longest target + <eos> + slack_steps
     pool_size: int = 1024  # distinct sentences drawn per split (fewer when the language is smaller)
     test_fraction: float = 0.25  # share of adjective-noun pairs held out for the test split
@@ -207,6 +209,10 @@ class TranslationEnv(TextEnv):
         self.plan[np.arange(len(pairs)), self.ref_len] = self.eos_id
         self.prompt_id = np.zeros(num_envs, dtype=np.int64)
         self.on_track = np.zeros(num_envs, dtype=bool)  # every token so far matches the reference in place
+        self.has_action_mask = opts.action_mask
+        target_side = np.zeros(self.vocab_size, dtype=bool)  # the same for every slot and step
+        target_side[vocab.encode(sorted({w for p in pools.values() for _, t in p for w in t}) + [EOS])] = True
+        self._mask = np.broadcast_to(target_side, (num_envs, self.vocab_size))
 
     def _reset_slots(self, idx: np.ndarray) -> None:
         self.prompt_id[idx] = self.prompt_table.write(self.tokens, self.length, idx, self.rng)
@@ -237,6 +243,9 @@ class TranslationEnv(TextEnv):
             reward[done] = (1.0 - credit) * np.where(exact, 1.0, partial)
             success[done] = exact
         return reward, terminated, success
+
+    def _action_mask(self) -> np.ndarray:
+        return self._mask
 
     def oracle_actions(self) -> np.ndarray:
         """The rule-based translation of each slot's source sentence, then `<eos>`."""

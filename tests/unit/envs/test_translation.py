@@ -161,3 +161,18 @@ def test_translation_prefix_credit_cannot_be_farmed(difficulty):
     for policy in (short_of_the_answer, past_the_answer):
         success, returns = rollout(env, policy, 200)
         assert success.mean() == 0.0 and returns.max() < 0.95
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES)
+def test_translation_action_mask_is_the_target_side(difficulty):
+    env = make_env("translation", num_envs=64, difficulty=difficulty, action_mask=True)
+    obs = env.reset(seed=0)
+    legal = set(np.flatnonzero(obs.action_mask[0]).tolist())
+    assert env.eos_id in legal and env.vocab.id("ka") not in legal and env.vocab.id("<sep>") not in legal
+    for _ in range(100):  # the oracle's answer is always inside the mask
+        actions = env.oracle_actions()
+        assert obs.action_mask[np.arange(64), actions].all()
+        obs, *_ = env.step(actions)
+    rng = np.random.default_rng(0)
+    success, _ = rollout(env, lambda: env.random_actions(rng), 1000)
+    assert success.mean() < 0.01
