@@ -3,11 +3,26 @@
 import dataclasses
 import json
 import typing
+from pathlib import Path
 
 import pytest
 
 from distdqn.config import Config, ConfigError, load_config
+from distdqn.envs.registry import make_env_from_config
 from distdqn.typed import ranges
+
+SHIPPED = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_builds_its_task(path):
+    """Each file in configs/ validates, and its env section (task, level, options) builds the task with both splits
+    (the LM config's task needs its pretrained tokenizer on disk: config only)."""
+    config = load_config(path)
+    assert config.env.difficulty in path.stem or config.network.trunk == "hf"
+    if config.network.trunk != "hf":
+        for split in ("train", "test"):
+            make_env_from_config(config.env, num_envs=2, split=split).reset()
 
 
 def test_defaults_validate():
