@@ -23,6 +23,7 @@ partial_scale). The credit is paid only for the reference's own tokens in place,
 translation; the prompt shows nothing new (tests/unit/envs/test_translation.py checks that a policy stopping short
 of the answer keeps success 0). With `action_mask` the legal actions are the target language's tokens and `<eos>`
 (never a source word): it halves the random exploration's choices and tells nothing of the answer.
+
 Held-out split: adjective-noun pairs are split (every adjective and noun occurs in train); a test sentence contains
 at least one held-out pair, a train sentence none.
 """
