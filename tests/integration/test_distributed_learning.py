@@ -1,10 +1,10 @@
 """The distributed runtime learns: on a real local Ray instance, a fixed seed reaches the task's held-out target.
 
-The easy levels run in the default suite (CI): keyword (easy), the README's main job, reaches held-out success 0.95 in about
-20-40 s on 2 cores; grammar (easy) reaches validity 0.99 in seconds; reverse (easy), a task no config was tuned on,
-reaches 0.9 with the default configuration in about a minute. The budgets are several times that, for a loaded CI
-machine. The medium
-levels with their configs (keyword, shortest path) take 4-9 minutes each and are marked slow."""
+The easy levels run in the default suite (CI): keyword (easy), the README's main job, reaches held-out success 0.95
+in about 20-40 s on 2 cores; grammar (easy) reaches validity 0.99 in seconds; reverse (easy), a task no config was
+tuned on, reaches 0.9 with the default configuration in about a minute. The budgets are several times that, for a
+loaded CI machine. The medium levels with their configs (keyword, shortest path) take 4-9 minutes each and are marked
+slow."""
 
 import pytest
 

@@ -25,6 +25,18 @@ def rollout(env: TextEnv, policy: Callable[[], np.ndarray], episodes: int) -> tu
     return np.array(successes), np.array(returns)
 
 
+def word_rewards(env: TextEnv, words: list[str]) -> tuple[list[float], bool, float | None]:
+    """Feed `words` to slot 0 of a one-slot env, one per step, until the episode ends: (reward per step, whether it
+    terminated, success at the end or None when it has not ended)."""
+    rewards = []
+    for w in words:
+        _, r, term, trunc, info = env.step(np.array([env.vocab.id(w)]))
+        rewards.append(float(r[0]))
+        if term[0] or trunc[0]:
+            return rewards, bool(term[0]), float(info.success[0])
+    return rewards, False, None
+
+
 def step_words(env: TextEnv, words: list[str]):
     """Feed `words` to every slot, one per step; returns the last step's outputs."""
     out = None

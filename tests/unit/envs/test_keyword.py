@@ -8,6 +8,7 @@ from env_checks import (
     check_splits,
     rollout,
     step_words,
+    word_rewards,
 )
 
 from distdqn.envs import make_env
@@ -28,13 +29,8 @@ def _env(concepts, **options):
 
 
 def _return(env, words):
-    total = 0.0
-    for w in words:
-        _, r, term, trunc, info = env.step(np.array([env.vocab.id(w)]))
-        total += float(r[0])
-        if term[0] or trunc[0]:
-            return total, bool(term[0]), float(info.success[0])
-    return total, False, None
+    rewards, terminated, success = word_rewards(env, words)
+    return sum(rewards), terminated, success
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from env_checks import (
     check_splits,
     rollout,
     step_words,
+    word_rewards,
 )
 
 from distdqn.envs import make_env
@@ -120,23 +121,12 @@ def test_translation_errors():
     check_action_errors("translation")
 
 
-def _returns(env, words):
-    """Per-step rewards of feeding `words` to a one-slot env (stops at the episode's end)."""
-    rewards = []
-    for w in words:
-        _, r, term, trunc, info = env.step(np.array([env.vocab.id(w)]))
-        rewards.append(float(r[0]))
-        if term[0] or trunc[0]:
-            return rewards, float(info.success[0])
-    return rewards, None
-
-
 def test_translation_prefix_credit_pays_along_the_reference_and_keeps_an_exact_answer_at_one():
     env = _env("su dax mib", prefix_credit=0.4)  # reference: a cat run +s
-    rewards, success = _returns(env, "a cat run +s <eos>".split())
+    rewards, _, success = word_rewards(env, "a cat run +s <eos>".split())
     assert rewards[:4] == pytest.approx([0.1] * 4) and sum(rewards) == pytest.approx(1.0) and success == 1.0
     # off the track once, no more credit, even for later tokens that match the reference in place
-    rewards, success = _returns(_env("su dax mib", prefix_credit=0.4), "a dog run +s <eos>".split())
+    rewards, _, success = word_rewards(_env("su dax mib", prefix_credit=0.4), "a dog run +s <eos>".split())
     assert rewards[:4] == pytest.approx([0.1, 0, 0, 0]) and success == 0.0
 
 
