@@ -64,6 +64,8 @@ class NetworkConfig:
     copy_head: bool = True  # add a pointer-style Q bonus for tokens already in the text (distdqn/copy_head.py)
     copy_dim: PositiveInt = 32  # query/key width of the copy head
     copy_positions: bool = True  # copy-head keys carry their position too: point by place (copy, reverse)
+    align_head: bool = False  # add attention over the text through a learned token lexicon (distdqn/align_head.py)
+    align_dim: PositiveInt = 32  # query/key width of the align head
     # ---- trunk 'hf' only (distdqn/lm_network.py): Q = v(h) + scale * log_softmax(lm_head(h)) + A(h) - mean(A(h))
     pretrained: str = ""  # a local Hugging Face causal-LM directory (config, weights, tokenizer); never downloads
     finetune: Literal["full", "frozen", "top_blocks", "lora"] = "full"  # what of the LM trains (the Q-head always)
@@ -216,6 +218,8 @@ ARCHITECTURE_KEYS = (
     "network.copy_head",
     "network.copy_dim",
     "network.copy_positions",
+    "network.align_head",
+    "network.align_dim",
     "env.tokenizer",
     "network.pretrained",
     "network.finetune",

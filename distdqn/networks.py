@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distdqn.align_head import AlignHead
 from distdqn.config import NetworkConfig
 from distdqn.copy_head import CopyHead
 
@@ -231,25 +232,31 @@ class QNetwork(nn.Module):
         vocab_size: int,
         dueling: bool,
         copy_head: CopyHead | None = None,
+        align_head: AlignHead | None = None,
     ):
         super().__init__()
         self.trunk = trunk
         self.head = DuelingHead(hidden_dim, vocab_size, dueling)
         self.copy = copy_head
+        self.align = align_head
         self.vocab_size = vocab_size
         self.recurrent = isinstance(trunk, GRUTrunk)
 
     def q_from_features(self, feats: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Q [B, K, V] from the features [B, K, H] at `positions` [B, K] of the rows `tokens` [B, L]: the dueling
-        head, plus the copy head's bonus for tokens already in each prefix when the network has one."""
+        head, plus the copy and alignment heads' bonuses from the tokens of each prefix when the network has them."""
         q = self.head(feats)
-        if self.copy is not None:
-            q = q + self.copy(feats, _embed(self.trunk, tokens), tokens, positions)
+        if self.copy is not None or self.align is not None:
+            embeds = _embed(self.trunk, tokens)
+            if self.copy is not None:
+                q = q + self.copy(feats, embeds, tokens, positions)
+            if self.align is not None:
+                q = q + self.align(feats, embeds, tokens, positions)
         return q
 
     def _q_last(self, feats: torch.Tensor, tokens: np.ndarray, length: np.ndarray) -> torch.Tensor:
         """Q [B, V] at position length-1 from the features there [B, H] (the actor's path; numpy rows)."""
-        if self.copy is None:
+        if self.copy is None and self.align is None:
             return self.head(feats)
         tok, pos = _last_position_rows(tokens, length)
         return self.q_from_features(feats.unsqueeze(1), tok, pos)[:, 0]
@@ -277,8 +284,12 @@ class QNetwork(nn.Module):
         [B], equal (to float rounding) to `q_from_features(...)[b, 0, actions[b]]`, at O(B * (H + L)) instead of O(B * V * H):
         the gradient of the TD loss flows through this one entry only."""
         q = self.head.q_of(feats, actions)
-        if self.copy is not None:
-            q = q + self.copy.bonus_of(feats, _embed(self.trunk, tokens), tokens, positions, actions)
+        if self.copy is not None or self.align is not None:
+            embeds = _embed(self.trunk, tokens)
+            if self.copy is not None:
+                q = q + self.copy.bonus_of(feats, embeds, tokens, positions, actions)
+            if self.align is not None:
+                q = q + self.align.bonus_of(feats, embeds, tokens, positions, actions)
         return q
 
     def published_names(self) -> list[str]:
@@ -409,4 +420,7 @@ def build_network(
         copy_head = CopyHead(
             c.hidden_dim, trunk.embed.embedding_dim, vocab_size, c.copy_dim, max_len if c.copy_positions else 0
         )
-    return QNetwork(trunk, c.hidden_dim, vocab_size, c.dueling, copy_head)
+    align_head = None
+    if c.align_head:
+        align_head = AlignHead(c.hidden_dim, trunk.embed.embedding_dim, vocab_size, c.align_dim, max_len)
+    return QNetwork(trunk, c.hidden_dim, vocab_size, c.dueling, copy_head, align_head)

@@ -36,10 +36,17 @@ def assert_same_params(a: Learner, b: Learner, rtol=RTOL, atol=ATOL):
         torch.testing.assert_close(x, y, rtol=rtol, atol=atol, msg=lambda m, n=name: f"{n}: {m}")
 
 
-@pytest.mark.parametrize("net", [NET, NetworkConfig(embed_dim=8, hidden_dim=16, copy_head=False, dueling=False)])
+ALIGN = NetworkConfig(embed_dim=8, hidden_dim=16, copy_dim=8, align_head=True, align_dim=8)
+
+
+@pytest.mark.parametrize(
+    "net", [NET, NetworkConfig(embed_dim=8, hidden_dim=16, copy_head=False, dueling=False), ALIGN], ids=["copy", "plain", "align"]
+)
 def test_q_taken_equals_the_full_head_read_at_the_action_with_equal_gradients(net):
     torch.manual_seed(0)
     model = build_network(net, vocab_size=7, max_len=6)
+    if model.align is not None:  # its lexicon starts at zero
+        torch.nn.init.normal_(model.align.lexicon.weight)
     tokens = torch.tensor([[3, 4, 3, 5, 0, 0], [2, 2, 2, 6, 1, 0], [5, 6, 1, 0, 0, 0]])  # repeats: copy-score ties
     positions = torch.tensor([3, 4, 1])
     actions = torch.tensor([3, 2, 4])  # in the text twice / three times / not in the text

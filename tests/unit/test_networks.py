@@ -13,16 +13,20 @@ TRUNKS = [  # the default copy head is on; one variant without it keeps the plai
     NetworkConfig(trunk="gru", embed_dim=16, hidden_dim=24, num_layers=2),
     NetworkConfig(trunk="transformer", hidden_dim=24, num_layers=2, num_heads=4),
     NetworkConfig(trunk="gru", embed_dim=16, hidden_dim=24, num_layers=1, copy_head=False),
+    NetworkConfig(trunk="gru", embed_dim=16, hidden_dim=24, num_layers=1, align_head=True, align_dim=8),
 ]
 
 
 def _cfg_id(cfg: NetworkConfig) -> str:
-    return cfg.trunk if cfg.copy_head else f"{cfg.trunk}-nocopy"
+    return cfg.trunk + ("" if cfg.copy_head else "-nocopy") + ("-align" if cfg.align_head else "")
 
 
 def _net(cfg, vocab=10, max_len=12, seed=0):
     torch.manual_seed(seed)
-    return build_network(cfg, vocab, max_len).eval()
+    net = build_network(cfg, vocab, max_len).eval()
+    if net.align is not None:  # its lexicon starts at zero: give the head something to contribute
+        torch.nn.init.normal_(net.align.lexicon.weight)
+    return net
 
 
 @pytest.mark.parametrize("cfg", TRUNKS, ids=_cfg_id)
