@@ -312,6 +312,8 @@ def validate(c: Config) -> None:
         )
     if c.network.trunk == "hf" and not c.network.pretrained:
         p.append("network.trunk 'hf' needs network.pretrained: a local Hugging Face model directory")
+    if c.network.trunk == "hf" and c.network.align_head:
+        p.append("network.align_head keeps a vocabulary-squared lexicon: it is for the 'gru' and 'transformer' trunks")
     if c.actor.explore == "lm" and c.network.trunk != "hf":
         p.append(
             f"actor.explore 'lm' samples from a pretrained LM: it needs network.trunk 'hf', got {c.network.trunk!r}"

@@ -245,3 +245,9 @@ def test_resume_overrides_take_the_same_typed_path(tmp_path):
     with pytest.raises(ConfigError) as e:
         config_for_resume(tmp_path / "run", ["learner.lr=nan"])
     assert e.value.problems == ["learner.lr: must be > 0, got nan"]
+
+
+def test_the_align_head_is_refused_on_a_pretrained_lm_trunk():
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["network.trunk=hf", "network.pretrained=/models/tiny", "network.align_head=true"])
+    assert any(p.startswith("network.align_head keeps a vocabulary-squared lexicon") for p in e.value.problems)
