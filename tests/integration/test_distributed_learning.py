@@ -38,10 +38,16 @@ def test_reverse_easy_learns_with_the_defaults_distributed(ray_cluster, tmp_path
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "config_name, target, budget",
-    [("keyword_medium", 0.95, 600), ("shortest_path_medium", 0.95, 900)],
+    [
+        ("keyword_medium", 0.95, 600),
+        ("shortest_path_medium", 0.95, 900),
+        ("translation_medium", 0.9, 900),
+        ("reverse_medium", 0.9, 600),
+        ("sort_medium", 0.9, 600),
+    ],
 )
 def test_medium_level_learns_distributed(config_name, target, budget, ray_cluster, tmp_path):
-    """The medium levels with their configs (issue 14's 10-minute goal; 4-9 minutes on 2 cores, seed 0): slow, run
+    """The medium levels with their configs (issue 14's 10-minute goal; 2-9 minutes on 2 cores, seed 0): slow, run
     with `pytest -m slow tests/integration/test_distributed_learning.py`."""
     summary = train_distributed(config_name, tmp_path, target=target, max_seconds=budget)
     assert summary["time_to_target_s"] is not None, f"best held-out success {summary['best_success']} < {target}"
