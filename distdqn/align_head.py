@@ -33,6 +33,7 @@ from torch import nn
 from distdqn.copy_head import PAD_ID
 
 MAX_VOCAB = 4096  # T is V x V floats: 64 MiB at this size
+_FLOOR = -1e9  # the score of a hidden position: finite, so a row with nothing visible stays finite (not NaN)
 
 
 class AlignHead(nn.Module):
@@ -63,7 +64,7 @@ class AlignHead(nn.Module):
         scores = torch.einsum("bkd,bld->bkl", self.query(features), keys) * self.scale
         j = torch.arange(length, device=tokens.device)
         visible = (j[None, None, :] <= positions[:, :, None]) & (tokens[:, None, :] != PAD_ID)
-        return torch.softmax(scores.masked_fill(~visible, -math.inf), dim=-1)
+        return torch.softmax(scores.masked_fill(~visible, _FLOOR), dim=-1)
 
     def forward(
         self, features: torch.Tensor, embeds: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor

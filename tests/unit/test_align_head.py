@@ -49,6 +49,13 @@ def test_causal_and_pad_tokens_after_or_in_the_row_do_not_count():
     torch.testing.assert_close(head(feats, embeds2, later, positions), before)
 
 
+def test_a_row_with_nothing_visible_gets_a_finite_bonus():
+    head, _, embeds = _setup()
+    tokens = torch.zeros(1, L, dtype=torch.long)  # all <pad>
+    bonus = head(torch.randn(1, 1, H), embeds[:1], tokens, torch.tensor([[2]]))
+    assert torch.isfinite(bonus).all()
+
+
 def test_a_new_network_with_the_head_gives_the_q_values_of_one_without_it():
     plain = build_network(NetworkConfig(embed_dim=8, hidden_dim=16), vocab_size=V, max_len=L)
     torch.manual_seed(1)
