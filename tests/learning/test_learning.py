@@ -13,7 +13,7 @@ CASES = [
     ("arithmetic_easy", 0.99, 360),  # exact match on held-out operand pairs (57k env steps, 161-166 s on 2026-12-06)
     ("shortest_path_easy", 0.95, 120),  # mean optimality on held-out start-goal pairs (~7k env steps, ~23 s)
     # exact match on held-out sentences, each with an adjective-noun pair never seen in training: the align head
-    # (30k env steps, 151 s on 2026-12-06 with another run on the machine)
+    # (30k env steps, 151-153 s on 2026-12-06)
     ("translation_easy", 0.9, 360),
 ]
 

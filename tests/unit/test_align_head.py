@@ -33,7 +33,7 @@ def test_bonus_is_the_attention_weighted_lexicon_rows_of_the_visible_tokens():
             q = head.query(feats[b, k])
             scores = torch.stack([q @ (head.key(embeds[b, j]) + head.position.weight[j]) for j in seen]) * head.scale
             alpha = torch.softmax(scores, dim=0)
-            expected = sum(a * head.lexicon.weight[tokens[b, j]] for a, j in zip(alpha, seen))
+            expected = sum(a * head.lexicon.weight[tokens[b, j]] for a, j in zip(alpha, seen, strict=True))
             torch.testing.assert_close(bonus[b, k], expected, rtol=1e-5, atol=1e-6)
 
 

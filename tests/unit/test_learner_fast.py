@@ -40,7 +40,9 @@ ALIGN = NetworkConfig(embed_dim=8, hidden_dim=16, copy_dim=8, align_head=True, a
 
 
 @pytest.mark.parametrize(
-    "net", [NET, NetworkConfig(embed_dim=8, hidden_dim=16, copy_head=False, dueling=False), ALIGN], ids=["copy", "plain", "align"]
+    "net",
+    [NET, NetworkConfig(embed_dim=8, hidden_dim=16, copy_head=False, dueling=False), ALIGN],
+    ids=["copy", "plain", "align"],
 )
 def test_q_taken_equals_the_full_head_read_at_the_action_with_equal_gradients(net):
     torch.manual_seed(0)
