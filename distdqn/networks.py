@@ -239,6 +239,8 @@ class QNetwork(nn.Module):
         self.head = DuelingHead(hidden_dim, vocab_size, dueling)
         self.copy = copy_head
         self.align = align_head
+        # the heads that read the tokens of the text (same interface: forward and bonus_of), in the order Q adds them
+        self._text_heads = tuple(h for h in (copy_head, align_head) if h is not None)
         self.vocab_size = vocab_size
         self.recurrent = isinstance(trunk, GRUTrunk)
 
@@ -246,17 +248,15 @@ class QNetwork(nn.Module):
         """Q [B, K, V] from the features [B, K, H] at `positions` [B, K] of the rows `tokens` [B, L]: the dueling
         head, plus the copy and alignment heads' bonuses from the tokens of each prefix when the network has them."""
         q = self.head(feats)
-        if self.copy is not None or self.align is not None:
+        if self._text_heads:
             embeds = _embed(self.trunk, tokens)
-            if self.copy is not None:
-                q = q + self.copy(feats, embeds, tokens, positions)
-            if self.align is not None:
-                q = q + self.align(feats, embeds, tokens, positions)
+            for head in self._text_heads:
+                q = q + head(feats, embeds, tokens, positions)
         return q
 
     def _q_last(self, feats: torch.Tensor, tokens: np.ndarray, length: np.ndarray) -> torch.Tensor:
         """Q [B, V] at position length-1 from the features there [B, H] (the actor's path; numpy rows)."""
-        if self.copy is None and self.align is None:
+        if not self._text_heads:
             return self.head(feats)
         tok, pos = _last_position_rows(tokens, length)
         return self.q_from_features(feats.unsqueeze(1), tok, pos)[:, 0]
@@ -284,12 +284,10 @@ class QNetwork(nn.Module):
         [B], equal (to float rounding) to `q_from_features(...)[b, 0, actions[b]]`, at O(B * (H + L)) instead of O(B * V * H):
         the gradient of the TD loss flows through this one entry only."""
         q = self.head.q_of(feats, actions)
-        if self.copy is not None or self.align is not None:
+        if self._text_heads:
             embeds = _embed(self.trunk, tokens)
-            if self.copy is not None:
-                q = q + self.copy.bonus_of(feats, embeds, tokens, positions, actions)
-            if self.align is not None:
-                q = q + self.align.bonus_of(feats, embeds, tokens, positions, actions)
+            for head in self._text_heads:
+                q = q + head.bonus_of(feats, embeds, tokens, positions, actions)
         return q
 
     def published_names(self) -> list[str]:
