@@ -20,7 +20,7 @@ word comes from. The copy head is the special case T = identity with a max inste
 
 T starts at zero, so a new network's Q-values are those without the head. Cost: a [B, K, L] attention and a
 [B, K, L] x [L, V] product per row (V*V parameters: meant for task vocabularies of tens to a few hundred tokens, not
-a language model's 50k; `build_network` refuses above `MAX_VOCAB`).
+a language model's 50k; the head refuses vocabularies above `MAX_VOCAB`).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class AlignHead(nn.Module):
         """alpha [B, K, L] for features [B, K, H] at `positions` [B, K] of rows embeds [B, L, E] / tokens [B, L]."""
         length = tokens.shape[1]
         if length > self.position.num_embeddings:
-            raise ValueError(f"rows of {length} tokens, but the align head knows {self.position.num_embeddings}")
+            raise ValueError(f"rows of {length} tokens, but the align head knows {self.position.num_embeddings} positions")
         keys = self.key(embeds) + self.position.weight[:length]  # [B, L, d]
         scores = torch.einsum("bkd,bld->bkl", self.query(features), keys) * self.scale
         j = torch.arange(length, device=tokens.device)

@@ -37,7 +37,7 @@ def test_bonus_is_the_attention_weighted_lexicon_rows_of_the_visible_tokens():
             torch.testing.assert_close(bonus[b, k], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_causal_and_pad_tokens_after_or_in_the_row_do_not_count():
+def test_tokens_after_the_position_and_pads_do_not_count():
     head, tokens, embeds = _setup()
     feats, positions = torch.randn(2, 1, H), torch.tensor([[3], [2]])
     before = head(feats, embeds, tokens, positions)
