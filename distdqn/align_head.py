@@ -59,7 +59,9 @@ class AlignHead(nn.Module):
         """alpha [B, K, L] for features [B, K, H] at `positions` [B, K] of rows embeds [B, L, E] / tokens [B, L]."""
         length = tokens.shape[1]
         if length > self.position.num_embeddings:
-            raise ValueError(f"rows of {length} tokens, but the align head knows {self.position.num_embeddings} positions")
+            raise ValueError(
+                f"rows of {length} tokens, but the align head knows {self.position.num_embeddings} positions"
+            )
         keys = self.key(embeds) + self.position.weight[:length]  # [B, L, d]
         scores = torch.einsum("bkd,bld->bkl", self.query(features), keys) * self.scale
         j = torch.arange(length, device=tokens.device)
