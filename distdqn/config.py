@@ -59,7 +59,9 @@ class NetworkConfig:
     num_layers: PositiveInt = 1  # recurrent or Transformer layers
     num_heads: PositiveInt = 4  # attention heads (Transformer only)
     dueling: bool = True  # Q = V + A - mean(A) per position
-    positions: Literal["learned", "none"] = "learned"  # Transformer positions; none: order only via the causal mask
+    # Transformer positions: learned absolute embeddings, rotary (RoPE: attention sees offsets between tokens), or
+    # none (order only via the causal mask)
+    positions: Literal["learned", "rotary", "none"] = "learned"
     numeric_embedding: bool = False  # integer tokens ("7") share one embedding plus value * w, w learned (xVal-style)
     copy_head: bool = True  # add a pointer-style Q bonus for tokens already in the text (distdqn/copy_head.py)
     copy_dim: PositiveInt = 32  # query/key width of the copy head
@@ -309,6 +311,16 @@ def validate(c: Config) -> None:
             f"network.hidden_dim ({c.network.hidden_dim}) must be divisible by network.num_heads "
             f"({c.network.num_heads}) for the Transformer: {c.network.hidden_dim} % {c.network.num_heads} = "
             f"{c.network.hidden_dim % c.network.num_heads}"
+        )
+    if (
+        c.network.trunk == "transformer"
+        and c.network.positions == "rotary"
+        and not c.network.hidden_dim % c.network.num_heads
+        and (c.network.hidden_dim // c.network.num_heads) % 2
+    ):
+        p.append(
+            f"network.positions 'rotary' turns pairs of each head's features: hidden_dim / num_heads = "
+            f"{c.network.hidden_dim} / {c.network.num_heads} = {c.network.hidden_dim // c.network.num_heads} must be even"
         )
     if c.network.trunk == "hf" and not c.network.pretrained:
         p.append("network.trunk 'hf' needs network.pretrained: a local Hugging Face model directory")

@@ -3,11 +3,15 @@
 Two trunks sit behind one interface (DESIGN.md section 4):
 
 - `GRUTrunk` (default): cheap incremental steps for actors;
-- `TransformerTrunk`: small pre-LN causal Transformer with learned positions, for a faster learner on GPU.
+- `TransformerTrunk`: small pre-LN causal Transformer with learned, rotary or no positions, for a faster learner on
+  GPU.
 
 Two input options (`network.positions`, `network.numeric_embedding`) change the inductive bias, not the interface.
 Without positions (`positions: none`) the Transformer sees a prefix as a bag of tokens read from the last one (order
-only enters through the causal mask), so `3+4=` and `4+3=` give the same Q-values by construction.
+only enters through the causal mask), so `3+4=` and `4+3=` give the same Q-values by construction. Rotary positions
+(`positions: rotary`, RoPE, Su et al. 2021) rotate each head's queries and keys by their position, so attention
+scores depend on the offset between two tokens and not on where they sit: "the token two back" means the same thing
+whether the prompt before it was three tokens long or five.
 `numeric_embedding` is the xVal-style input of `NumericFeature`: integer tokens share one embedding plus
 `value * w`, so operand sums are linear in embedding space. Together they let the arithmetic task generalise to
 operand pairs it never saw in training (configs/arithmetic_easy.yaml has the measurements).
@@ -168,8 +172,22 @@ class GRUTrunk(nn.Module):
         return torch.stack(new)
 
 
+def rotary_tables(length: int, head_dim: int, base: float = 10_000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin [length, head_dim / 2] of RoPE: pair i of a head turns by position * base ** (-2i / head_dim)."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.arange(length, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE of x [..., T, dh]: the pairs (x[2i], x[2i+1]) turned by the angles of `cos`/`sin` [T, dh / 2]."""
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1).flatten(-2)
+
+
 class TransformerTrunk(nn.Module):
-    """Pre-LN causal Transformer (`scaled_dot_product_attention(is_causal=True)`), with learned positions or none."""
+    """Pre-LN causal Transformer (`scaled_dot_product_attention(is_causal=True)`) with learned, rotary or no
+    positions (`positions`: "learned", "rotary", "none")."""
 
     def __init__(
         self,
@@ -178,15 +196,24 @@ class TransformerTrunk(nn.Module):
         dim: int,
         num_layers: int,
         num_heads: int,
-        positions: bool = True,
+        positions: str = "learned",
         numeric: NumericFeature | None = None,
     ):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"hidden_dim ({dim}) must be divisible by num_heads ({num_heads})")
+        if positions not in ("learned", "rotary", "none"):
+            raise ValueError(f"positions must be 'learned', 'rotary' or 'none', got {positions!r}")
+        if positions == "rotary" and (dim // num_heads) % 2:
+            raise ValueError(f"rotary positions need an even head width; hidden_dim / num_heads = {dim // num_heads}")
         self.embed = nn.Embedding(vocab_size, dim)
         self.numeric = numeric
-        self.pos = nn.Embedding(max_len, dim) if positions else None
+        self.pos = nn.Embedding(max_len, dim) if positions == "learned" else None
+        self.rotary = positions == "rotary"
+        if self.rotary:  # fixed tables, not parameters: buffers outside the state dict (and so never published)
+            cos, sin = rotary_tables(max_len, dim // num_heads)
+            self.register_buffer("rotary_cos", cos, persistent=False)
+            self.register_buffer("rotary_sin", sin, persistent=False)
         self.blocks = nn.ModuleList(_Block(dim, num_heads) for _ in range(num_layers))
         self.norm = nn.LayerNorm(dim)
         self.max_len = max_len
@@ -199,8 +226,9 @@ class TransformerTrunk(nn.Module):
         x = _embed(self, tokens)
         if self.pos is not None:
             x = x + self.pos.weight[:t]
+        rotary = (self.rotary_cos[:t], self.rotary_sin[:t]) if self.rotary else None
         for block in self.blocks:
-            x = block(x)
+            x = block(x, rotary)
         return self.norm(x)
 
 
@@ -214,9 +242,11 @@ class _Block(nn.Module):
         self.ln2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        if rotary is not None:
+            q, k = rotate(q, *rotary), rotate(k, *rotary)
         att = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, heads, T, dh]
         x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
         return x + self.mlp(self.ln2(x))
@@ -408,9 +438,7 @@ def build_network(
     if c.trunk == "gru":
         trunk = GRUTrunk(vocab_size, c.embed_dim, c.hidden_dim, c.num_layers, numeric)
     elif c.trunk == "transformer":
-        trunk = TransformerTrunk(
-            vocab_size, max_len, c.hidden_dim, c.num_layers, c.num_heads, c.positions == "learned", numeric
-        )
+        trunk = TransformerTrunk(vocab_size, max_len, c.hidden_dim, c.num_layers, c.num_heads, c.positions, numeric)
     else:
         raise ValueError(f"network.trunk must be 'gru', 'transformer' or 'hf', got {c.trunk!r}")
     copy_head = None

@@ -251,3 +251,15 @@ def test_the_align_head_is_refused_on_a_pretrained_lm_trunk():
     with pytest.raises(ConfigError) as e:
         load_config(None, ["network.trunk=hf", "network.pretrained=/models/tiny", "network.align_head=true"])
     assert any(p.startswith("network.align_head keeps a vocabulary-squared lexicon") for p in e.value.problems)
+
+
+def test_rotary_positions_with_an_odd_head_width_are_one_problem_line():
+    with pytest.raises(ConfigError) as e:
+        load_config(
+            None,
+            ["network.trunk=transformer", "network.hidden_dim=24", "network.num_heads=8", "network.positions=rotary"],
+        )
+    assert any("hidden_dim / num_heads = 24 / 8 = 3 must be even" in p for p in e.value.problems)
+    load_config(
+        None, ["network.trunk=transformer", "network.hidden_dim=24", "network.num_heads=4", "network.positions=rotary"]
+    )

@@ -1,4 +1,4 @@
-"""Q-network input options: Transformer without positions, xVal-style numeric token embedding."""
+"""Q-network input options: Transformer without positions or with rotary ones, xVal-style numeric token embedding."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 from distdqn.config import NetworkConfig
 from distdqn.envs import numeric_token_values
-from distdqn.networks import build_network
+from distdqn.networks import build_network, rotary_tables, rotate
 from tests.unit.network_checks import check_advance_matches_q_all, check_causal
 
 torch.set_num_threads(1)
@@ -15,8 +15,9 @@ VARIANTS = [
     NetworkConfig(trunk="transformer", hidden_dim=24, num_layers=2, num_heads=4, numeric_embedding=True),
     NetworkConfig(trunk="transformer", hidden_dim=24, num_heads=4, positions="none", numeric_embedding=True),
     NetworkConfig(trunk="gru", embed_dim=16, hidden_dim=24, numeric_embedding=True),
+    NetworkConfig(trunk="transformer", hidden_dim=24, num_layers=2, num_heads=2, positions="rotary"),
 ]
-IDS = ["tf-no-positions", "tf-numeric", "tf-no-positions-numeric", "gru-numeric"]
+IDS = ["tf-no-positions", "tf-numeric", "tf-no-positions-numeric", "gru-numeric", "tf-rotary"]
 # a 10-token vocabulary: pad, 5 integers, 4 others
 TOKENS = ["<pad>", "0", "1", "2", "7", "+", "=", "<eos>", "-4", "x"]
 VALUES = numeric_token_values(TOKENS)
@@ -46,7 +47,7 @@ def test_advance_matches_q_all(cfg, task):
     )
 
 
-@pytest.mark.parametrize("cfg", VARIANTS[:3], ids=IDS[:3])
+@pytest.mark.parametrize("cfg", [*VARIANTS[:3], VARIANTS[4]], ids=[*IDS[:3], IDS[4]])
 def test_transformer_variants_stay_causal(cfg):
     check_causal(_net(cfg))
 
@@ -61,6 +62,38 @@ def test_without_positions_a_prefix_is_a_bag_of_tokens(positions, invariant):
     with torch.no_grad():
         same = torch.allclose(net.q_all(ab)[:, 3], net.q_all(ba)[:, 3], atol=1e-5)
     assert same == invariant
+
+
+def test_rotary_scores_depend_only_on_the_offset():
+    """<rot(q, m), rot(k, n)> is a function of m - n: the same pair of vectors scores the same at any shift."""
+    torch.manual_seed(0)
+    q, k = torch.randn(8), torch.randn(8)
+    cos, sin = rotary_tables(20, 8)
+
+    def score(m, n):
+        return (rotate(q, cos[m], sin[m]) * rotate(k, cos[n], sin[n])).sum()
+
+    for m, n in [(5, 2), (9, 9), (3, 0)]:
+        for shift in (1, 7, 10):
+            torch.testing.assert_close(score(m, n), score(m + shift, n + shift))
+    assert not torch.isclose(score(5, 2), score(5, 3))  # a different offset scores differently
+    torch.testing.assert_close(rotate(q, cos[0], sin[0]), q)  # position 0 is not turned
+    torch.testing.assert_close(rotate(q, cos[6], sin[6]).norm(), q.norm())  # a rotation keeps the length
+
+
+def test_rotary_positions_tell_order_apart_and_keep_no_position_table():
+    """`2+7=` and `7+2=` differ with rotary positions; the state dict holds no position weights (the tables are
+    fixed buffers, so a checkpoint or a weight broadcast carries nothing extra)."""
+    net = _net(NetworkConfig(trunk="transformer", hidden_dim=24, num_heads=2, positions="rotary"))
+    with torch.no_grad():
+        ab, ba = net.q_all(torch.tensor([[3, 5, 4, 6]])), net.q_all(torch.tensor([[4, 5, 3, 6]]))
+    assert not torch.allclose(ab[:, 3], ba[:, 3], atol=1e-5)
+    assert not any(k.startswith("trunk.") and ("pos" in k or "rotary" in k) for k in net.state_dict())
+
+
+def test_rotary_positions_need_an_even_head_width():
+    with pytest.raises(ValueError, match="even head width"):
+        _net(NetworkConfig(trunk="transformer", hidden_dim=24, num_heads=8, positions="rotary"))
 
 
 @pytest.mark.parametrize("trunk", ["transformer", "gru"])
