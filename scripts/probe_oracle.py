@@ -117,15 +117,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"oracle probe: {args.task} {args.level}, config {path.name if path else 'defaults'} {' '.join(args.set)}")
     print(f"{'updates':>8} {'seconds':>8} {'examples':>10} {'loss':>8} {'held-out':>9}")
     rows = []
-    for row in probe(
-        config, args.max_seconds, args.batch_size, args.lr, args.eval_every, args.eval_episodes, args.seed
-    ):
-        rows.append(row)
-        print(
-            f"{row['updates']:>8} {row['seconds']:>8.0f} {row['examples']:>10,d} {row['loss']:>8.4f} "
-            f"{row['heldout_success']:>9.3f}",
-            flush=True,
-        )
+    try:
+        for row in probe(
+            config, args.max_seconds, args.batch_size, args.lr, args.eval_every, args.eval_episodes, args.seed
+        ):
+            rows.append(row)
+            print(
+                f"{row['updates']:>8} {row['seconds']:>8.0f} {row['examples']:>10,d} {row['loss']:>8.4f} "
+                f"{row['heldout_success']:>9.3f}",
+                flush=True,
+            )
+    except NotImplementedError as e:  # TextEnv.oracle_actions's default
+        p.error(f"{e}: the probe plays the task's oracle; give the env oracle_actions() -> [B], the right next token")
     if args.json:
         meta = {"task": args.task, "level": args.level, "config": path.name if path else "defaults", "set": args.set}
         meta |= {"network": dataclasses.asdict(config.network), "batch_size": args.batch_size, "lr": args.lr}

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from distdqn.envs import make_env
@@ -41,3 +42,9 @@ def test_the_probe_learns_copy_easy_from_the_oracle(tmp_path):
     assert rows[0]["updates"] == 100 and rows[-1]["seconds"] >= 8
     assert rows[-1]["loss"] < rows[0]["loss"]
     assert max(r["heldout_success"] for r in rows) >= 0.5  # ~0.95 in 8 s on the 2-core VM; an untrained net scores 0
+
+
+def test_a_plugin_task_without_an_oracle_is_one_clear_error(capsys):
+    with pytest.raises(SystemExit):
+        probe_oracle.main(["--task", "tests.fakes:SyntheticEnv", "--max-seconds", "1"])
+    assert "has no oracle policy: the probe plays the task's oracle" in capsys.readouterr().err
