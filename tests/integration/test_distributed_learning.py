@@ -42,6 +42,7 @@ def test_reverse_easy_learns_with_the_defaults_distributed(ray_cluster, tmp_path
         ("keyword_medium", 0.95, 600),
         ("shortest_path_medium", 0.95, 900),
         ("translation_medium", 0.9, 900),
+        ("copy_medium", 0.9, 600),
         ("reverse_medium", 0.9, 600),
         ("sort_medium", 0.9, 600),
     ],
