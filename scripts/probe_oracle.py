@@ -35,6 +35,7 @@ from distdqn.config import load_config  # noqa: E402
 from distdqn.envs import make_env_from_config, numeric_token_values  # noqa: E402
 from distdqn.evaluation import Evaluator  # noqa: E402
 from distdqn.networks import build_network, mask_q  # noqa: E402
+from distdqn.typed import ConfigError  # noqa: E402
 
 
 class OracleStream:
@@ -113,7 +114,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     path = ROOT / "configs" / f"{args.task}_{args.level}.yaml"
     path = path if path.exists() and not args.defaults else None
-    config = load_config(path, [f"env.task={args.task}", f"env.difficulty={args.level}", *args.set])
+    try:
+        config = load_config(path, [f"env.task={args.task}", f"env.difficulty={args.level}", *args.set])
+    except ConfigError as e:
+        p.error(str(e))
     print(f"oracle probe: {args.task} {args.level}, config {path.name if path else 'defaults'} {' '.join(args.set)}")
     print(f"{'updates':>8} {'seconds':>8} {'examples':>10} {'loss':>8} {'held-out':>9}")
     rows = []

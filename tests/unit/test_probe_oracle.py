@@ -48,3 +48,10 @@ def test_a_plugin_task_without_an_oracle_is_one_clear_error(capsys):
     with pytest.raises(SystemExit):
         probe_oracle.main(["--task", "tests.fakes:SyntheticEnv", "--max-seconds", "1"])
     assert "has no oracle policy: the probe plays the task's oracle" in capsys.readouterr().err
+
+
+def test_a_bad_override_is_the_config_error_not_a_traceback(capsys):
+    with pytest.raises(SystemExit):
+        probe_oracle.main(["--task", "copy", "--set", "network.hiden_dim=32"])
+    err = capsys.readouterr().err
+    assert "network.hiden_dim" in err and "hidden_dim" in err and "Traceback" not in err
