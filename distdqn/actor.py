@@ -27,7 +27,7 @@ import torch
 
 from distdqn.config import ActorConfig, EnvConfig, NetworkConfig
 from distdqn.envs import make_env_from_config, numeric_token_values
-from distdqn.exploration import decayed_epsilon, epsilon_ladder, lm_sample, masked, random_legal
+from distdqn.exploration import boltzmann, decayed_epsilon, epsilon_ladder, lm_sample, masked, random_legal
 from distdqn.networks import build_network, load_published
 from distdqn.nstep import NStepAssembler
 
@@ -156,8 +156,11 @@ class Actor:
         )
 
     def _random_actions(self, rows: np.ndarray) -> np.ndarray:
-        """Epsilon's random actions for slots `rows`: uniform over the legal tokens, or the LM's top-k/top-p draw."""
+        """Epsilon's random actions for slots `rows`: uniform over the legal tokens, a draw from softmax(Q / T), or
+        the LM's top-k/top-p draw."""
         mask = None if self._obs.action_mask is None else self._obs.action_mask[rows]
+        if self.config.explore == "softmax":
+            return boltzmann(self._q[rows], self.config.explore_temperature, self.rng, mask)
         if self.config.explore == "lm":
             logp = self._state.lm_logp[torch.from_numpy(rows)].float().cpu().numpy()
             return lm_sample(self.rng, logp, self.config.explore_top_k, self.config.explore_top_p, mask)

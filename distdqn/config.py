@@ -94,10 +94,12 @@ class ActorConfig:
     # state of the MDP and is not bootstrapped (Pardo et al. 2018, "Time Limits in RL"). True bootstraps through
     # truncation, for tasks whose cut is an outside time limit the state does not show.
     bootstrap_on_truncation: bool = False
-    # The random action of epsilon-greedy: 'uniform' over the legal tokens, or 'lm': drawn from the LM's own
-    # distribution (network.trunk 'hf'), cut to its top_k tokens and top_p nucleus, so a 50k vocabulary explores
-    # plausible text instead of noise.
-    explore: Literal["uniform", "lm"] = "uniform"
+    # The random action of epsilon-greedy: 'uniform' over the legal tokens; 'softmax': drawn from the network's own
+    # softmax(Q / explore_temperature), so exploring favours the tokens not yet known to be bad; or 'lm': drawn from
+    # the LM's own distribution (network.trunk 'hf'), cut to its top_k tokens and top_p nucleus, so a 50k vocabulary
+    # explores plausible text instead of noise.
+    explore: Literal["uniform", "softmax", "lm"] = "uniform"
+    explore_temperature: PositiveFloat = 0.1  # 'softmax': Q-values in [-1, 1] apart by 0.2 -> e^2 more likely
     explore_top_k: NonNegativeInt = 50  # 'lm': keep the k most likely tokens (0: no cut)
     explore_top_p: Annotated[float, Range(gt=0, le=1)] = 0.95  # 'lm': keep the smallest set with this much mass
 

@@ -97,3 +97,17 @@ def test_budget_cut_is_terminal_unless_asked_to_bootstrap(bootstrap, expect_boot
     at_budget = t[spec.LEN_NEXT] >= actor.max_len - 2  # windows that end at the end of the token budget
     assert at_budget.any()
     assert (t[spec.DISCOUNT][at_budget] > 0).any() == expect_bootstrap
+
+
+def test_softmax_exploration_draws_from_the_networks_own_q():
+    """actor.explore 'softmax': the random action is a draw from softmax(Q / T) over the legal tokens; a cold
+    temperature gives the greedy token, a hot one spreads like the uniform draw."""
+    cold = make_actor(explore="softmax", explore_temperature=1e-6, seed=1)
+    cold.collect(1)
+    rows = np.arange(cold.num_envs)
+    for _ in range(5):
+        np.testing.assert_array_equal(cold._random_actions(rows), cold._mq.argmax(axis=1))
+    hot = make_actor(explore="softmax", explore_temperature=1e6, seed=1)
+    hot.collect(1)
+    draws = np.concatenate([hot._random_actions(rows) for _ in range(50)])
+    assert len(set(draws.tolist())) == hot.vocab_size - 1  # every legal token (all but <pad>) comes up
