@@ -10,11 +10,12 @@ the ladder is coarse, so `decayed_epsilon` optionally starts every actor at 1.0 
 ladder value over `decay_steps` env steps (a deviation from Ape-X, key `actor.eps_decay_steps`).
 
 Action selection works on numpy Q-values [B, V]. Token 0 (`<pad>`) is never an action, and an optional task mask
-[B, V] bool removes further actions; random actions are uniform over the legal ones, drawn from the network's own
-softmax(Q / T) (`actor.explore: softmax`, `boltzmann`: tokens already known to be bad are rarely retried), or (`actor.explore: lm`,
-`lm_sample`) drawn from a language model's next-token distribution cut to its top-k tokens and top-p nucleus: with
-a 50k-token vocabulary a uniform draw is almost always a token no text would have there, so uniform exploration
-mostly fills the replay with one-step failures, while the LM's draw explores among plausible continuations.
+[B, V] bool removes further actions. Random actions are uniform over the legal ones; or (`actor.explore: softmax`,
+`boltzmann`) drawn from the network's own softmax(Q / T), so tokens already found bad are rarely retried; or
+(`actor.explore: lm`, `lm_sample`) drawn from a language model's next-token distribution cut to its top-k tokens and
+top-p nucleus: with a 50k-token vocabulary a uniform draw is almost always a token no text would have there, so
+uniform exploration mostly fills the replay with one-step failures, while the LM's draw explores among plausible
+continuations.
 """
 
 from __future__ import annotations
