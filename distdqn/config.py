@@ -140,6 +140,12 @@ class LearnerConfig:
     # fast: Q(s, a) read for the taken action only, fused AdamW, foreach clipping (equal losses to 1e-5, README
     # "Learner speed"); reference: the plain path, kept for the side-by-side benchmark and as the test oracle
     impl: Literal["fast", "reference"] = "fast"
+    # ---- demonstrations (DQfD, Hester et al. 2018; distdqn/demonstrations.py): the task's oracle playing the
+    # training split, as n-step transitions like the actors'. Off by default; needs a task with `oracle_actions`.
+    demo_pretrain_updates: NonNegativeInt = 0  # the first k updates train on demonstrations alone (batch_size each)
+    demo_batch_size: NonNegativeInt = 0  # demonstrations added to every later update (0: none after pretraining)
+    demo_margin: NonNegativeFloat = 0.8  # large-margin loss: Q(s, a) + margin <= Q(s, a_oracle) for a != a_oracle
+    demo_margin_weight: NonNegativeFloat = 1.0  # weight of the margin loss next to the TD loss on demonstrations
 
 
 Tracker = Literal["wandb", "mlflow"]  # experiment trackers that `run.trackers` may name

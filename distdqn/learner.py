@@ -14,6 +14,9 @@ no [B, V] head product or copy-head scatter in the backward), and uses PyTorch's
 gradient clipping (one kernel over all parameters instead of one per tensor). Same maths, same state-dict keys
 (checkpoints load across the two); losses and parameter updates agree to float rounding
 (tests/unit/test_learner_fast.py). The README's "Learner speed" section has the measurements.
+    demonstrations (optional, `learner.demo_*`; distdqn/demonstrations.py): `update(batch, demo)` adds the TD and
+            DQfD large-margin losses of oracle transitions to the step; `demo_update(demo)` steps on them alone
+            (the pre-training phase). The runtimes own the demonstration stream and decide which to call.
     target: hard copy every `target_sync_interval_updates` updates, or Polyak averaging every update when
             `polyak_tau` > 0 (a deviation from Ape-X's hard syncs, opt-in)
 
@@ -36,7 +39,14 @@ import torch
 
 from distdqn import spec
 from distdqn.config import LearnerConfig, NetworkConfig
-from distdqn.losses import LossOutput, double_dqn_loss, td_loss, transition_q_taken, transition_q_values
+from distdqn.losses import (
+    LossOutput,
+    double_dqn_loss,
+    large_margin_loss,
+    td_loss,
+    transition_q_taken,
+    transition_q_values,
+)
 from distdqn.networks import build_network, load_published, unpack_mask
 
 
@@ -115,14 +125,8 @@ class Learner:
             return t.pin_memory().to(self.device, dtype=dtype, non_blocking=True)
         return t.to(dtype=dtype) if dtype is not None else t
 
-    def update(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, torch.Tensor | float]]:
-        """One gradient step on a sampled batch; returns (|td| [B] float32, metrics as detached 0-d tensors: `loss`,
-        `grad_norm`, `q_mean`, `target_mean`, `abs_td_mean`, `terminal_fraction`, and floats `skipped_updates`,
-        `consecutive_skips`; see `metrics_to_floats`).
-
-        A non-finite loss or gradient norm skips the step: weights, Adam moments, target and `updates` stay as they
-        were, `skipped_updates` and `consecutive_skips` count it (a good update resets the latter)."""
-        c = self.config
+    def _tensors(self, batch: dict[str, np.ndarray]) -> tuple:
+        """A batch's fields on the device: (tokens, len_s, len_next, action, return, discount, weight, mask)."""
         crop = int(batch[spec.LEN_NEXT].max())  # shorter rows: less transfer and trunk work
         tokens = self._to_device(batch[spec.TOKENS][:, :crop].astype(np.int64, copy=False))
         len_s = self._to_device(batch[spec.LEN_S], torch.long)
@@ -134,19 +138,68 @@ class Learner:
         mask = None
         if spec.MASK_NEXT in batch:
             mask = unpack_mask(self._to_device(batch[spec.MASK_NEXT]), self.vocab_size)
+        return tokens, len_s, len_next, action, ret, discount, weight, mask
 
+    def update(
+        self, batch: dict[str, np.ndarray], demo: dict[str, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, dict[str, torch.Tensor | float]]:
+        """One gradient step on a sampled batch; returns (|td| [B] float32, metrics as detached 0-d tensors: `loss`,
+        `grad_norm`, `q_mean`, `target_mean`, `abs_td_mean`, `terminal_fraction`, and floats `skipped_updates`,
+        `consecutive_skips`; see `metrics_to_floats`). With `demo` (demonstration transitions, `DemoStream.next`)
+        the step also takes their TD and large-margin losses (`demo_loss`): metrics `demo_td_loss`,
+        `demo_margin_loss`, `demo_accuracy`.
+
+        A non-finite loss or gradient norm skips the step: weights, Adam moments, target and `updates` stay as they
+        were, `skipped_updates` and `consecutive_skips` count it (a good update resets the latter)."""
         self.online.train()
         loss_of = self._fast_loss if self._fast else self._reference_loss
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
-            out = loss_of(tokens, len_s, len_next, action, ret, discount, weight, mask)
+            out = loss_of(*self._tensors(batch))
+            loss, metrics = out.loss, dict(out.metrics)
+            if demo is not None:
+                demo_loss, demo_metrics = self.demo_loss(demo)
+                loss = loss + demo_loss
+                metrics.update(demo_metrics)
+        abs_td, metrics = self._step(loss, out.abs_td, metrics)
+        return abs_td, metrics
+
+    def demo_update(self, demo: dict[str, np.ndarray]) -> dict[str, torch.Tensor | float]:
+        """One gradient step on demonstrations alone (DQfD's pre-training phase); the metrics of `update`."""
+        self.online.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+            loss, metrics = self.demo_loss(demo)
+        return self._step(loss, None, metrics)[1]
+
+    def demo_loss(self, demo: dict[str, np.ndarray]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """TD loss (unweighted) + `demo_margin_weight` * large-margin loss on demonstration transitions, and their
+        metrics. Q(s, .) over the whole vocabulary with autograd: the margin compares every token with the oracle's."""
+        c = self.config
+        tokens, len_s, len_next, action, ret, discount, _, mask = self._tensors(demo)
+        q_tm1, q_t_online, q_t_target = transition_q_values(self.online, self.target, tokens, len_s, len_next)
+        td = double_dqn_loss(q_tm1, action, ret, discount, q_t_online, q_t_target, None, mask, **self._loss_kw())
+        margin, accuracy = large_margin_loss(q_tm1, action, c.demo_margin)
+        metrics = {"demo_td_loss": td.loss.detach(), "demo_margin_loss": margin.detach(), "demo_accuracy": accuracy}
+        return td.loss + c.demo_margin_weight * margin, metrics
+
+    def _step(
+        self, loss: torch.Tensor, abs_td: torch.Tensor | None, metrics: dict[str, torch.Tensor]
+    ) -> tuple[np.ndarray, dict[str, torch.Tensor | float]]:
+        """Backward, clip, and the optimizer step when loss and gradient norm are finite; (|td| on the host, metrics)."""
         self.optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, c.max_grad_norm, foreach=self._fast or None)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self._trainable, self.config.max_grad_norm, foreach=self._fast or None
+        )
         # The one sync point per update: |td| for the replay, and with it whether loss and gradient norm are finite
         # (a NaN or inf anywhere in the gradients makes the norm NaN or inf), so the step below can be skipped.
-        finite = torch.isfinite(out.loss.detach()) & torch.isfinite(grad_norm.detach())
-        host = torch.cat([out.abs_td.detach().float().reshape(-1), finite.float().reshape(1)]).cpu().numpy()
-        abs_td, ok = host[:-1], bool(host[-1])
+        finite = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm.detach())
+        parts = (
+            [finite.float().reshape(1)]
+            if abs_td is None
+            else [abs_td.detach().float().reshape(-1), finite.float().reshape(1)]
+        )
+        host = torch.cat(parts).cpu().numpy()
+        abs_td_host, ok = host[:-1], bool(host[-1])
         if ok:
             self.optimizer.step()
             self.updates += 1
@@ -156,13 +209,13 @@ class Learner:
             self.skipped_updates += 1
             self.consecutive_skips += 1
         metrics = {
-            **out.metrics,
-            "loss": out.loss.detach(),
+            **metrics,
+            "loss": loss.detach(),
             "grad_norm": grad_norm.detach(),
             "skipped_updates": float(self.skipped_updates),
             "consecutive_skips": float(self.consecutive_skips),
         }
-        return abs_td, metrics
+        return abs_td_host, metrics
 
     def _reference_loss(self, tokens, len_s, len_next, action, ret, discount, weight, mask) -> LossOutput:
         """The loss with Q(s, .) over the whole vocabulary, then the action's entry (`learner.impl: reference`)."""

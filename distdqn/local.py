@@ -16,6 +16,7 @@ import torch
 from distdqn import spec
 from distdqn.actor import Actor
 from distdqn.config import Config
+from distdqn.demonstrations import demo_source
 from distdqn.envs import task_shape
 from distdqn.learner import Learner, metrics_to_floats
 from distdqn.replay import PrioritizedReplay, restore_snapshots
@@ -57,6 +58,8 @@ class LocalRuntime:
             seed=config.run.seed,
             token_values=shape.token_values,
         )
+        source = demo_source(config)
+        self.demos = None if source is None else source.build()  # the learner's oracle demonstrations, if any
         self._metrics: dict = {}
         self._failure: str | None = None
 
@@ -149,24 +152,46 @@ class LocalRuntime:
         return progressed
 
     def _learn(self, stop_at: int | None) -> bool:
-        cfg = self.config
-        bs = cfg.learner.batch_size
+        lc = self.config.learner
+        bs = lc.batch_size
+        if self.demos is not None and self.learner.updates < lc.demo_pretrain_updates:
+            return self._pretrain(stop_at)
         progressed = False
         while self.limiter.can_sample(bs, len(self.replay)) and (stop_at is None or self.learner.updates < stop_at):
-            batch = self.replay.sample(bs, beta_at(cfg.replay, self.learner.updates))
+            batch = self.replay.sample(bs, beta_at(self.config.replay, self.learner.updates))
+            demo = self.demos.next(lc.demo_batch_size) if self.demos is not None and lc.demo_batch_size else None
             before = self.learner.updates
-            td_abs, self._metrics = self.learner.update(batch)
+            td_abs, self._metrics = self.learner.update(batch, demo)
             self.replay.update_priorities(batch[spec.SLOT], batch[spec.GENERATION], td_abs)
             self.limiter.on_sample(bs)
             progressed = True
-            if self.learner.consecutive_skips >= cfg.learner.max_consecutive_skips:
-                self._failure = (
-                    f"{self.learner.consecutive_skips} consecutive updates with a non-finite loss or gradient"
-                )
-                return progressed
-            if self.learner.updates != before and self.learner.updates % cfg.learner.publish_interval_updates == 0:
-                self.publish()
+            if not self._after_update(before):
+                break
         return progressed
+
+    def _pretrain(self, stop_at: int | None) -> bool:
+        """Up to one publication interval of updates on demonstrations alone (`learner.demo_pretrain_updates`), so
+        acting and the run's clock checks interleave with a long pre-training phase."""
+        lc = self.config.learner
+        end = min(lc.demo_pretrain_updates, self.learner.updates + lc.publish_interval_updates)
+        if stop_at is not None:
+            end = min(end, stop_at)
+        while self.learner.updates < end:
+            before = self.learner.updates
+            self._metrics = self.learner.demo_update(self.demos.next(lc.batch_size))
+            if not self._after_update(before):
+                break
+        return True
+
+    def _after_update(self, before: int) -> bool:
+        """Publish on the interval; False (and `_failure` set) after too many non-finite updates in a row."""
+        lc = self.config.learner
+        if self.learner.consecutive_skips >= lc.max_consecutive_skips:
+            self._failure = f"{self.learner.consecutive_skips} consecutive updates with a non-finite loss or gradient"
+            return False
+        if self.learner.updates != before and self.learner.updates % lc.publish_interval_updates == 0:
+            self.publish()  # (a skipped non-finite update does not move `updates`: nothing new to publish)
+        return True
 
     def publish(self) -> None:
         version, weights = self.learner.snapshot()

@@ -135,3 +135,23 @@ def transition_q_taken(
         ]  # [B, V]
         q_t_target = target.q_at(tokens, pos_next[:, None])[:, 0]  # [B, V]
     return q_sa, q_t_online, q_t_target
+
+
+def large_margin_loss(q: torch.Tensor, a_expert: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """DQfD's supervised loss on demonstrations (Hester et al. 2018, eq. 2), and how often the demonstrator's action
+    is the greedy one.
+
+        J_E = mean_b( max_a [Q(s_b, a) + l(a_E, a)] - Q(s_b, a_E) ),   l(a_E, a) = margin for a != a_E, else 0
+
+    q [B, V] Q_online(s, .) with autograd; a_expert [B]. Zero exactly when the demonstrator's action leads every
+    other action by at least `margin`; unlike a cross-entropy it leaves the values themselves to the TD loss. Every
+    vocabulary entry takes part: a token that is never legal gets pushed below the demonstrated one, which acting
+    (masked) never notices. Returns (loss, accuracy), accuracy detached.
+    """
+    q = q.float()
+    a = a_expert.long()[:, None]
+    bonus = torch.full_like(q, margin).scatter_(1, a, 0.0)
+    q_expert = q.gather(1, a).squeeze(1)
+    loss = ((q + bonus).max(dim=1).values - q_expert).mean()
+    accuracy = (q.detach().argmax(dim=1) == a.squeeze(1)).float().mean()
+    return loss, accuracy

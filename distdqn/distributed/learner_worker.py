@@ -15,6 +15,7 @@ import numpy as np
 import ray
 
 from distdqn.config import LearnerConfig, NetworkConfig, ReplayConfig
+from distdqn.demonstrations import DemoSource
 from distdqn.distributed.actor_worker import REMOTE_FAILURES
 from distdqn.distributed.replay_client import ShardedReplayClient
 from distdqn.envs import TaskShape
@@ -36,6 +37,7 @@ class LearnerSetup:
     shards: list  # replay shard handles
     param_store: Any
     call_timeout_s: float = 60.0
+    demos: DemoSource | None = None  # the oracle demonstrations it trains on too (learner.demo_*), if any
 
 
 class LearnerWorker:
@@ -59,6 +61,7 @@ class LearnerWorker:
         self._metrics: dict[str, Any] = {}
         self._window = dict.fromkeys(LEARNER_TIMING_KEYS, 0.0)
         self._publish_ref: list = []
+        self.demos = None if setup.demos is None else setup.demos.build()
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self, seconds: float) -> dict[str, Any]:
@@ -76,6 +79,9 @@ class LearnerWorker:
                 self._report()
                 last_report = time.monotonic()
             t0 = time.perf_counter()
+            if self.demos is not None and self.learner.updates < cfg.demo_pretrain_updates:
+                self._pretrain_step(t0)
+                continue
             # shard sizes and insert counts arrive with every sample answer; poll them while starved
             self.client.refresh_if_stale(max_age_s=1.0 if self.client.in_flight else 0.05)
             while self.client.in_flight < cfg.prefetch:
@@ -90,18 +96,29 @@ class LearnerWorker:
                 self._window["t_wait"] += time.perf_counter() - t0
                 continue
             before = self.learner.updates
-            td_abs, metrics = self.learner.update(batch)
+            demo = self.demos.next(cfg.demo_batch_size) if self.demos is not None and cfg.demo_batch_size else None
+            td_abs, metrics = self.learner.update(batch, demo)
             self.client.update_priorities(batch, td_abs)
             t2 = time.perf_counter()
             self._metrics = metrics  # read in stats(), once per slice: on a GPU each read is a host sync
-            self._window["updates"] += 1
             self._window["t_wait"] += t1 - t0
-            self._window["t_update"] += t2 - t1
-            if self.learner.updates != before and self.learner.updates % cfg.publish_interval_updates == 0:
-                self.publish()  # (a skipped non-finite update does not move `updates`: nothing new to publish)
-                self._window["t_publish"] += time.perf_counter() - t2
+            self._after_update(before, t1, t2)
         self._report()
         return self.stats()
+
+    def _pretrain_step(self, t0: float) -> None:
+        """One update on demonstrations alone (`learner.demo_pretrain_updates`: no replay sampling meanwhile)."""
+        before = self.learner.updates
+        self._metrics = self.learner.demo_update(self.demos.next(self.config.batch_size))
+        self._after_update(before, t0, time.perf_counter())
+
+    def _after_update(self, before: int, t_start: float, t_end: float) -> None:
+        """Count the update's time; publish on the interval."""
+        self._window["updates"] += 1
+        self._window["t_update"] += t_end - t_start
+        if self.learner.updates != before and self.learner.updates % self.config.publish_interval_updates == 0:
+            self.publish()  # (a skipped non-finite update does not move `updates`: nothing new to publish)
+            self._window["t_publish"] += time.perf_counter() - t_end
 
     def flush(self) -> dict[str, Any]:
         """Send the buffered priority updates (the end of a run); the stats."""

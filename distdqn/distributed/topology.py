@@ -21,6 +21,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from distdqn import checkpoint as ck
 from distdqn.config import Config, run_dir
+from distdqn.demonstrations import demo_source
 from distdqn.distributed.actor_worker import ActorSetup, ActorWorker
 from distdqn.distributed.launcher import check_resources, cluster_has_gpu
 from distdqn.distributed.learner_worker import LearnerSetup, LearnerWorker
@@ -137,7 +138,9 @@ def connect_components(config: Config, shape: TaskShape) -> Topology:
     param_store = ray.remote(ParameterStore).options(num_cpus=0, **in_group, **WORKER_OPTIONS).remote()
     shards = [make_shard(shape, c, k) for k in range(c.replay.num_shards)]
     learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
-    learner_setup = LearnerSetup(c.network, learner_cfg, c.replay, shape, shards, param_store, timeout)
+    learner_setup = LearnerSetup(
+        c.network, learner_cfg, c.replay, shape, shards, param_store, timeout, demos=demo_source(c)
+    )
     learner = make_learner(learner_setup, c, num_gpus)
     actor_setup = ActorSetup(c.env, c.network, c.actor, c.replay, c.actor.num_actors, shards, param_store, timeout)
     actors = [make_actor(actor_setup, c, i, 0) for i in range(c.actor.num_actors)]

@@ -1,0 +1,104 @@
+"""Demonstrations (DQfD): the oracle's transition stream, the large-margin loss, the learner's demo steps, and the
+local runtime's pre-training phase."""
+
+import numpy as np
+import pytest
+import torch
+
+from distdqn import spec
+from distdqn.config import load_config
+from distdqn.demonstrations import DEMO_POOL, demo_source
+from distdqn.envs import task_shape
+from distdqn.learner import Learner, metrics_to_floats
+from distdqn.local import LocalRuntime
+from distdqn.losses import large_margin_loss
+from distdqn.typed import ConfigError
+from tests.fakes import COPY_RUN
+
+ARITHMETIC = ["env.task=arithmetic", "env.difficulty=easy", "actor.n_step=1"]
+
+
+def test_the_margin_loss_is_zero_once_the_oracle_leads_by_the_margin():
+    q = torch.tensor([[1.0, 0.1, 0.0], [0.0, 0.5, 0.4]], requires_grad=True)
+    a = torch.tensor([0, 1])
+    loss, accuracy = large_margin_loss(q, a, margin=0.8)
+    # row 0: max(1.0, 0.1 + 0.8, 0.8) - 1.0 = 0; row 1: max(0.8, 0.5, 1.2) - 0.5 = 0.7
+    assert loss.item() == pytest.approx(0.35)
+    assert accuracy.item() == 1.0
+    loss.backward()
+    # only the violating row moves: its oracle entry up, its worst rival down
+    np.testing.assert_allclose(q.grad.numpy(), [[0, 0, 0], [0, -0.5, 0.5]])
+    assert large_margin_loss(q.detach(), torch.tensor([2, 2]), margin=0.0)[1].item() == 0.0
+
+
+def test_demonstrations_are_the_oracle_playing_in_the_replay_layout():
+    config = load_config(None, [*ARITHMETIC, "learner.demo_batch_size=32"])
+    stream = demo_source(config).build()
+    shape = task_shape(config.env)
+    batch = stream.next(300)
+    want = spec.transition_dtypes(shape.vocab_size, shape.max_len)
+    assert {k: (v.dtype, v.shape[1:]) for k, v in batch.items()} == want
+    assert len(batch[spec.ACTION]) == 300
+    # the oracle never errs: every step earns the digit credit (0.1) or the answer's reward (1, terminal)
+    terminal = batch[spec.DISCOUNT] == 0
+    np.testing.assert_allclose(batch[spec.RETURN][terminal], 1.0)
+    np.testing.assert_allclose(batch[spec.RETURN][~terminal], 0.1)
+    np.testing.assert_allclose(batch[spec.DISCOUNT][~terminal], 0.99)
+    assert terminal.any() and (~terminal).any()  # a batch mixes answer positions, not one lockstep column
+    assert (batch[spec.LEN_NEXT] == batch[spec.LEN_S] + 1).all()
+    # the action taken is the row's next token: s' = s + a
+    rows = np.arange(300)
+    np.testing.assert_array_equal(batch[spec.TOKENS][rows, batch[spec.LEN_S]], batch[spec.ACTION])
+    assert stream.env_steps >= DEMO_POOL
+
+
+def test_demonstrations_are_off_by_default_and_need_an_oracle():
+    assert demo_source(load_config(None, ARITHMETIC)) is None
+    with pytest.raises(ConfigError, match="has no oracle"):
+        demo_source(load_config(None, ["env.task=tests.fakes:SyntheticEnv", "learner.demo_pretrain_updates=10"]))
+
+
+def _learner(config):
+    shape = task_shape(config.env)
+    return Learner(config.network, config.learner, shape.vocab_size, shape.max_len, 0, shape.token_values)
+
+
+def test_pretraining_on_demonstrations_learns_the_oracle_moves():
+    config = load_config(None, [*ARITHMETIC, "learner.demo_pretrain_updates=1"])
+    stream, learner = demo_source(config).build(), _learner(config)
+    first = metrics_to_floats(learner.demo_update(stream.next(64)))
+    for _ in range(400):
+        last = metrics_to_floats(learner.demo_update(stream.next(64)))
+    assert learner.updates == 401
+    assert last["demo_margin_loss"] < first["demo_margin_loss"] / 2
+    assert last["demo_accuracy"] >= 0.8  # ~0.95 after 400 updates; 1/15 by chance
+
+
+def test_an_update_with_demonstrations_adds_their_loss():
+    config = load_config(None, [*ARITHMETIC, "learner.demo_batch_size=16"])
+    stream = demo_source(config).build()
+    batch, demo = stream.next(64), stream.next(16)
+    plain, with_demo = _learner(config), _learner(config)
+    expected = plain.demo_loss(demo)[0].item()
+    _, m0 = plain.update(batch)
+    _, m1 = with_demo.update(batch, demo)
+    m0, m1 = metrics_to_floats(m0), metrics_to_floats(m1)
+    assert m1["loss"] == pytest.approx(m0["loss"] + expected, rel=1e-5)
+    assert {"demo_td_loss", "demo_margin_loss", "demo_accuracy"} <= m1.keys()
+    assert not any(k.startswith("demo_") for k in m0)
+
+
+def test_the_local_runtime_pretrains_before_it_samples_the_replay(tmp_path):
+    config = load_config(
+        None,
+        [*COPY_RUN, "learner.demo_pretrain_updates=40", "learner.demo_batch_size=8", "learner.publish_interval_updates=10"],
+    )
+    runtime = LocalRuntime(config)
+    runtime.start()
+    progress = runtime.advance(60.0, updates_left=40)
+    assert progress.updates == 40 and runtime.limiter.sampled == 0  # demonstrations only, so far
+    assert runtime.learner.version >= 4  # pre-training publishes like any update
+    assert "learner.demo_margin_loss" in progress.metrics
+    progress = runtime.advance(60.0, updates_left=10)
+    assert progress.updates == 50 and runtime.limiter.sampled == 10 * 64  # then the replay, with demos beside it
+    assert progress.metrics["learner.demo_accuracy"] >= 0.0 and "learner.q_mean" in progress.metrics
