@@ -91,7 +91,12 @@ def test_an_update_with_demonstrations_adds_their_loss():
 def test_the_local_runtime_pretrains_before_it_samples_the_replay(tmp_path):
     config = load_config(
         None,
-        [*COPY_RUN, "learner.demo_pretrain_updates=40", "learner.demo_batch_size=8", "learner.publish_interval_updates=10"],
+        [
+            *COPY_RUN,
+            "learner.demo_pretrain_updates=40",
+            "learner.demo_batch_size=8",
+            "learner.publish_interval_updates=10",
+        ],
     )
     runtime = LocalRuntime(config)
     runtime.start()
