@@ -177,7 +177,7 @@ class Learner:
         tokens, len_s, len_next, action, ret, discount, _, mask = self._tensors(demo)
         q_tm1, q_t_online, q_t_target = transition_q_values(self.online, self.target, tokens, len_s, len_next)
         td = double_dqn_loss(q_tm1, action, ret, discount, q_t_online, q_t_target, None, mask, **self._loss_kw())
-        margin, accuracy = large_margin_loss(q_tm1, action, c.demo_margin)
+        margin, accuracy = large_margin_loss(q_tm1, action, c.demo_margin, c.demo_temperature)
         metrics = {"demo_td_loss": td.loss.detach(), "demo_margin_loss": margin.detach(), "demo_accuracy": accuracy}
         return td.loss + c.demo_margin_weight * margin, metrics
 

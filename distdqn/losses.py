@@ -137,21 +137,31 @@ def transition_q_taken(
     return q_sa, q_t_online, q_t_target
 
 
-def large_margin_loss(q: torch.Tensor, a_expert: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+def large_margin_loss(
+    q: torch.Tensor, a_expert: torch.Tensor, margin: float, temperature: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """DQfD's supervised loss on demonstrations (Hester et al. 2018, eq. 2), and how often the demonstrator's action
-    is the greedy one.
+    has the highest Q over the vocabulary.
 
         J_E = mean_b( max_a [Q(s_b, a) + l(a_E, a)] - Q(s_b, a_E) ),   l(a_E, a) = margin for a != a_E, else 0
 
     q [B, V] Q_online(s, .) with autograd; a_expert [B]. Zero exactly when the demonstrator's action leads every
     other action by at least `margin`; unlike a cross-entropy it leaves the values themselves to the TD loss. Every
     vocabulary entry takes part: a token that is never legal gets pushed below the demonstrated one, which acting
-    (masked) never notices. Returns (loss, accuracy), accuracy detached.
+    (masked) never notices.
+
+    `temperature` T > 0 replaces the max by its smooth form T * logsumexp((Q + l) / T) (as T -> 0, the max): every
+    action within a few T of the leader gets gradient, not only the worst rival, and the loss still vanishes once
+    the demonstrator's action leads by many T (with margin 0 and T = 1 it is CQL's regulariser). Returns (loss,
+    accuracy), accuracy detached.
     """
     q = q.float()
     a = a_expert.long()[:, None]
-    bonus = torch.full_like(q, margin).scatter_(1, a, 0.0)
-    q_expert = q.gather(1, a).squeeze(1)
-    loss = ((q + bonus).max(dim=1).values - q_expert).mean()
+    shifted = q + torch.full_like(q, margin).scatter_(1, a, 0.0)
+    if temperature > 0:
+        best = temperature * torch.logsumexp(shifted / temperature, dim=1)
+    else:
+        best = shifted.max(dim=1).values
+    loss = (best - q.gather(1, a).squeeze(1)).mean()
     accuracy = (q.detach().argmax(dim=1) == a.squeeze(1)).float().mean()
     return loss, accuracy

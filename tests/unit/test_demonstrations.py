@@ -31,6 +31,22 @@ def test_the_margin_loss_is_zero_once_the_oracle_leads_by_the_margin():
     assert large_margin_loss(q.detach(), torch.tensor([2, 2]), margin=0.0)[1].item() == 0.0
 
 
+def test_the_soft_margin_tends_to_the_hard_one_and_spreads_its_gradient():
+    q = torch.tensor([[0.0, 0.5, 0.45, -2.0]], requires_grad=True)
+    a = torch.tensor([0])
+    hard = large_margin_loss(q, a, margin=0.8)[0]
+    assert large_margin_loss(q, a, margin=0.8, temperature=1e-3)[0].item() == pytest.approx(hard.item(), abs=1e-3)
+    soft = large_margin_loss(q, a, margin=0.8, temperature=0.3)[0]
+    assert soft.item() > hard.item()  # logsumexp >= max
+    soft.backward()
+    grad = q.grad[0].numpy()
+    assert grad[0] < 0 and grad[1] > 0 and grad[2] > 0  # both near rivals pushed down, not only the worst
+    assert grad[3] == pytest.approx(0.0, abs=1e-3)  # a rival far below the margin is left alone
+    q.grad = None
+    hard.backward()
+    assert q.grad[0, 2].item() == 0.0  # the hard max moves only the worst rival
+
+
 def test_demonstrations_are_the_oracle_playing_in_the_replay_layout():
     config = load_config(None, [*ARITHMETIC, "learner.demo_batch_size=32"])
     stream = demo_source(config).build()
