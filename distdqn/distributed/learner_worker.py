@@ -79,11 +79,12 @@ class LearnerWorker:
                 self._report()
                 last_report = time.monotonic()
             t0 = time.perf_counter()
+            # shard sizes and insert counts arrive with every sample answer; poll them while starved, and while
+            # pre-training on demonstrations (actors insert freely until the reported replay size is the minimum)
+            self.client.refresh_if_stale(max_age_s=1.0 if self.client.in_flight else 0.05)
             if self.demos is not None and self.learner.updates < cfg.demo_pretrain_updates:
                 self._pretrain_step(t0)
                 continue
-            # shard sizes and insert counts arrive with every sample answer; poll them while starved
-            self.client.refresh_if_stale(max_age_s=1.0 if self.client.in_flight else 0.05)
             while self.client.in_flight < cfg.prefetch:
                 beta = beta_at(self.replay_config, self.learner.updates)
                 if not self.client.request(cfg.batch_size, beta, batches=cfg.batches_per_request):

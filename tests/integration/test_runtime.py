@@ -100,3 +100,25 @@ def test_one_actor_one_shard_matches_local_runtime(ray_cluster, tmp_path):
     assert local_summary["final_success"] >= 0.9
     assert dist_summary["final_success"] >= 0.9
     assert abs(local_summary["final_success"] - dist_summary["final_success"]) <= 0.1
+
+
+def test_the_learner_pretrains_on_demonstrations_while_actors_wait(ray_cluster, tmp_path):
+    ray = ray_cluster
+    config = copy_config(
+        tmp_path,
+        "learner.demo_pretrain_updates=100000",  # the whole run (the run stops at 300 updates)
+        "run.max_updates=300",
+    )
+    supervisor = build_supervisor(config, tmp_path, "ray", quiet=True)
+    try:
+        summary = supervisor.run()
+        topo = supervisor.runtime.topo
+        learner = ray.get(topo.learner.stats.remote(), timeout=60)
+        shards = ray.get([s.stats.remote() for s in topo.shards], timeout=60)
+    finally:
+        supervisor.close()
+    assert summary["updates"] >= 300 and learner["sampled"] == 0  # demonstrations only, no replay batch yet
+    assert learner["metrics"]["demo_accuracy"] >= 0.5  # CopyEnv's oracle moves, learned (1/9 by chance)
+    # the actors saw the replay reach its minimum size and waited for the learner's samples: a few pushes past
+    # replay.min_size_to_sample (256), not the ~2,000 transitions a second they make unthrottled
+    assert sum(s["inserted"] for s in shards) <= 256 + 8 * 16 * 8 * 2, shards
