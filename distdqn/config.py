@@ -122,6 +122,8 @@ class ReplayConfig:
 class LearnerConfig:
     batch_size: PositiveInt = 64  # transitions per update
     lr: PositiveFloat = 1e-3  # Adam learning rate
+    lr_decay_updates: NonNegativeInt = 0  # >0: cosine decay of lr to lr * lr_final_fraction over this many updates
+    lr_final_fraction: UnitInterval = 0.1  # the decayed learning rate's share of lr (held after the decay)
     adam_eps: PositiveFloat = 1e-5  # Adam epsilon
     weight_decay: NonNegativeFloat = 0.0  # decoupled weight decay (AdamW); helps generalisation to held-out prompts
     max_grad_norm: PositiveFloat = 10.0  # gradient-norm clip

@@ -6,7 +6,8 @@ One `update(batch)` (batch = spec fields + importance `weight`, numpy):
     q_tm1, q_t_online  <- ONE online forward over the shared token rows (positions len_s-1, len_next-1)
     q_t_target         <- ONE target forward (position len_next-1)
     loss, |td|         <- losses.double_dqn_loss (importance-weighted Huber or MSE)
-    Adam step with gradient-norm clipping (`max_grad_norm`)
+    Adam step with gradient-norm clipping (`max_grad_norm`), at `schedules.lr_at(updates)` (constant unless
+    `lr_decay_updates` is set: a function of the update count, so a resumed run continues the schedule)
 
 Two implementations of the same update, chosen once by `learner.impl`: `reference` runs the lines above as
 written; `fast` (the default) reads Q(s, .) with autograd only at the action taken (`losses.transition_q_taken`:
@@ -48,6 +49,7 @@ from distdqn.losses import (
     transition_q_values,
 )
 from distdqn.networks import build_network, load_published, unpack_mask
+from distdqn.schedules import lr_at
 
 
 def resolve_device(name: str) -> torch.device:
@@ -201,6 +203,10 @@ class Learner:
         host = torch.cat(parts).cpu().numpy()
         abs_td_host, ok = host[:-1], bool(host[-1])
         if ok:
+            if self.config.lr_decay_updates:
+                lr = lr_at(self.config, self.updates)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
             self.optimizer.step()
             self.updates += 1
             self.consecutive_skips = 0

@@ -66,6 +66,22 @@ def test_target_syncs_exactly_on_schedule(batch):
     assert synced_after == [3, 6] and learner.target_version == 2
 
 
+def test_the_learning_rate_follows_its_cosine_decay_and_holds(batch):
+    learner = make_learner(batch, lr=1e-3, lr_decay_updates=10, lr_final_fraction=0.1)
+    used = []
+    for _ in range(14):
+        learner.update(batch[0])
+        used.append(learner.optimizer.param_groups[0]["lr"])  # the rate the step just taken used
+    assert used[0] == pytest.approx(1e-3)  # update 1 at the full rate
+    assert used[5] == pytest.approx(1e-4 + 0.9e-3 * 0.5)  # halfway: the cosine's midpoint
+    assert used[10:] == pytest.approx([1e-4] * 4)  # then held at lr * lr_final_fraction
+    assert all(a >= b for a, b in zip(used, used[1:], strict=False))
+    constant = make_learner(batch, lr=1e-3)
+    for _ in range(3):
+        constant.update(batch[0])
+    assert constant.optimizer.param_groups[0]["lr"] == 1e-3  # lr_decay_updates 0: never touched
+
+
 def test_polyak_moves_target_every_update(batch):
     learner = make_learner(batch, polyak_tau=0.5)
     before = [p.clone() for p in learner.target.parameters()]
