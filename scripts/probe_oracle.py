@@ -10,8 +10,15 @@ held-out success here and a stall under DQN point at the signal; a stall here po
     python scripts/probe_oracle.py --task arithmetic --level medium --max-seconds 240 \
         --set network.trunk=transformer network.num_layers=2 network.hidden_dim=64 network.num_heads=4
 
+`--loss dqfd` trains with the learner's demonstration pre-training step instead (`learner.demo_pretrain_updates`:
+TD + large-margin loss on the oracle's n-step transitions, `learner.demo_*` from `--set`), to compare its settings:
+
+    python scripts/probe_oracle.py --task arithmetic --level medium --loss dqfd --max-seconds 150 \
+        --set network.trunk=transformer network.num_layers=2 network.hidden_dim=64 network.num_heads=4 \
+        network.copy_head=false actor.n_step=1 env.options.digit_reward=0.1 learner.demo_temperature=0.3
+
 It takes `configs/<task>_<level>.yaml` when it exists (`--defaults` to ignore it) plus `--set` overrides; only the
-`env.*` and `network.*` sections matter. Prints one line per evaluation; `--json PATH` writes
+`env.*` and `network.*` sections matter (and `learner.demo_*`, `actor.n_step`, `actor.gamma` with `--loss dqfd`). Prints one line per evaluation; `--json PATH` writes
 `{"rows": [{"updates", "seconds", "examples", "loss", "heldout_success"}, ...], "config": {...}}`.
 """
 
@@ -32,8 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from distdqn.config import load_config  # noqa: E402
-from distdqn.envs import make_env_from_config, numeric_token_values  # noqa: E402
+from distdqn.demonstrations import demo_source  # noqa: E402
+from distdqn.envs import make_env_from_config, numeric_token_values, task_shape  # noqa: E402
 from distdqn.evaluation import Evaluator  # noqa: E402
+from distdqn.learner import Learner  # noqa: E402
 from distdqn.networks import build_network, mask_q  # noqa: E402
 from distdqn.typed import ConfigError  # noqa: E402
 
@@ -96,6 +105,33 @@ def probe(config, max_seconds: float, batch: int, lr: float, eval_every: int, ev
                 return
 
 
+def probe_dqfd(config, max_seconds: float, batch: int, lr: float, eval_every: int, eval_episodes: int, seed: int):
+    """`probe` with the learner's own pre-training step instead of a cross-entropy: `Learner.demo_update` on the
+    `DemoStream` (TD + large-margin loss, the config's `learner.demo_*`), as `learner.demo_pretrain_updates` runs
+    it. Yields the same rows (`loss` is the learner's total)."""
+    learner_config = dataclasses.replace(config.learner, lr=lr, batch_size=batch, device="cpu", demo_pretrain_updates=1)
+    config = dataclasses.replace(config, learner=learner_config)
+    shape = task_shape(config.env)
+    learner = Learner(config.network, learner_config, shape.vocab_size, shape.max_len, seed, shape.token_values)
+    stream = demo_source(config).build()
+    evaluator = Evaluator(config.network, config.env)
+    start = time.perf_counter()
+    while True:
+        metrics = learner.demo_update(stream.next(batch))
+        elapsed = time.perf_counter() - start
+        if learner.updates % eval_every == 0 or elapsed >= max_seconds:
+            result = evaluator.evaluate(learner.weights(), eval_episodes, seed=seed + 1)
+            yield {
+                "updates": learner.updates,
+                "seconds": round(elapsed, 1),
+                "examples": learner.updates * batch,
+                "loss": round(float(metrics["loss"]), 4),
+                "heldout_success": round(result.success, 4),
+            }
+            if elapsed >= max_seconds:
+                return
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--task", required=True)
@@ -105,6 +141,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-seconds", type=float, default=120.0)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--loss",
+        choices=("cross_entropy", "dqfd"),
+        default="cross_entropy",
+        help="cross_entropy: a classifier of the oracle's token; dqfd: the learner's demonstration pre-training "
+        "(TD + large margin, learner.demo_* from --set)",
+    )
     p.add_argument("--eval-every", type=int, default=500, help="updates between held-out evaluations")
     p.add_argument("--eval-episodes", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
@@ -122,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'updates':>8} {'seconds':>8} {'examples':>10} {'loss':>8} {'held-out':>9}")
     rows = []
     try:
-        for row in probe(
+        train = probe if args.loss == "cross_entropy" else probe_dqfd
+        for row in train(
             config, args.max_seconds, args.batch_size, args.lr, args.eval_every, args.eval_episodes, args.seed
         ):
             rows.append(row)
@@ -133,9 +177,12 @@ def main(argv: list[str] | None = None) -> None:
             )
     except NotImplementedError as e:  # TextEnv.oracle_actions's default
         p.error(f"{e}: the probe plays the task's oracle; give the env oracle_actions() -> [B], the right next token")
+    except ConfigError as e:  # demo_source's: the same missing oracle, found before training
+        p.error(str(e))
     if args.json:
         meta = {"task": args.task, "level": args.level, "config": path.name if path else "defaults", "set": args.set}
         meta |= {"network": dataclasses.asdict(config.network), "batch_size": args.batch_size, "lr": args.lr}
+        meta |= {"loss": args.loss}
         args.json.write_text(json.dumps({"rows": rows, "config": meta}, indent=1) + "\n")
 
 

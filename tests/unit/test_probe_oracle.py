@@ -55,3 +55,22 @@ def test_a_bad_override_is_the_config_error_not_a_traceback(capsys):
         probe_oracle.main(["--task", "copy", "--set", "network.hiden_dim=32"])
     err = capsys.readouterr().err
     assert "network.hiden_dim" in err and "hidden_dim" in err and "Traceback" not in err
+
+
+def test_the_dqfd_probe_trains_with_the_learners_pretraining_step(tmp_path):
+    out = tmp_path / "probe.json"
+    probe_oracle.main(
+        ["--task", "copy", "--loss", "dqfd", "--max-seconds", "8", "--eval-every", "100", "--eval-episodes", "200"]
+        + ["--json", str(out)]
+    )
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert data["config"]["loss"] == "dqfd" and rows[0]["updates"] == 100
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert max(r["heldout_success"] for r in rows) >= 0.5  # an untrained net scores 0
+
+
+def test_the_dqfd_probe_names_a_task_without_an_oracle(capsys):
+    with pytest.raises(SystemExit):
+        probe_oracle.main(["--task", "tests.fakes:SyntheticEnv", "--loss", "dqfd", "--max-seconds", "1"])
+    assert "has no oracle" in capsys.readouterr().err
