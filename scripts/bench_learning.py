@@ -103,7 +103,8 @@ def row_text(r: dict) -> str:
 
 def plot_curves(rows: list[dict], json_path: Path) -> list[Path]:
     """One PNG per (task, level) of `rows` next to `json_path`: held-out success against env steps and wall
-    seconds, one line per seed, the target dashed. Nothing (and a note) without matplotlib."""
+    seconds, one line per seed (or per row's `label`, when rows gathered from several runs carry one), the target
+    dashed. Nothing (and a note) without matplotlib."""
     try:
         import matplotlib
 
@@ -118,7 +119,7 @@ def plot_curves(rows: list[dict], json_path: Path) -> list[Path]:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
         for ax, x, label in zip(axes, ("env_steps", "wall_s"), ("env steps", "wall seconds (run clock)"), strict=True):
             for r in runs:
-                ax.plot(r["curve"][x], r["curve"]["eval.success"], label=f"seed {r['seed']}")
+                ax.plot(r["curve"][x], r["curve"]["eval.success"], label=r.get("label") or f"seed {r['seed']}")
             ax.axhline(runs[0]["target"], color="gray", linestyle="--", linewidth=1)
             ax.set_xlabel(label)
             ax.grid(alpha=0.3)
