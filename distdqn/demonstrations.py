@@ -14,7 +14,8 @@ Differences from the paper, on purpose: the oracle is an unlimited source, so de
 rather than kept in the replay with a priority bonus; the held-out split is never played, so held-out success still
 measures generalisation. Only the learner sees demonstrations: actors explore as before, and the episodes,
 env steps and success they report are their own. `demo_source` returns None when demonstrations are off and
-raises `ConfigError` for a task without an oracle.
+raises `ConfigError` for a task without an oracle. The stream is not part of a checkpoint: a resumed run keeps its
+update count (so pre-training is not repeated) and plays its demonstrations afresh from the seed.
 """
 
 from __future__ import annotations
