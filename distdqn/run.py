@@ -201,6 +201,7 @@ class RunTracker:
                 ("train.success", "succ"),
                 ("learner.loss", "loss"),
                 ("learner.q_mean", "q"),
+                ("learner.demo_accuracy", "demo acc"),  # with demonstrations: the oracle's token is the greedy one
                 ("actor.epsilon_min", "eps"),
                 ("replay.size", "replay"),
                 ("version_lag", "lag"),
