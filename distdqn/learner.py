@@ -195,12 +195,8 @@ class Learner:
         # The one sync point per update: |td| for the replay, and with it whether loss and gradient norm are finite
         # (a NaN or inf anywhere in the gradients makes the norm NaN or inf), so the step below can be skipped.
         finite = torch.isfinite(loss.detach()) & torch.isfinite(grad_norm.detach())
-        parts = (
-            [finite.float().reshape(1)]
-            if abs_td is None
-            else [abs_td.detach().float().reshape(-1), finite.float().reshape(1)]
-        )
-        host = torch.cat(parts).cpu().numpy()
+        flag = finite.float().reshape(1)
+        host = (flag if abs_td is None else torch.cat([abs_td.detach().float().reshape(-1), flag])).cpu().numpy()
         abs_td_host, ok = host[:-1], bool(host[-1])
         if ok:
             if self.config.lr_decay_updates:
