@@ -18,7 +18,8 @@ TD + large-margin loss on the oracle's n-step transitions, `learner.demo_*` from
         network.copy_head=false actor.n_step=1 env.options.digit_reward=0.1 learner.demo_temperature=0.3
 
 It takes `configs/<task>_<level>.yaml` when it exists (`--defaults` to ignore it) plus `--set` overrides; only the
-`env.*` and `network.*` sections matter (and `learner.demo_*`, `actor.n_step`, `actor.gamma` with `--loss dqfd`). Prints one line per evaluation; `--json PATH` writes
+`env.*` and `network.*` sections matter (and `learner.demo_*`, `actor.n_step`, `actor.gamma` with `--loss dqfd`).
+Prints one line per evaluation; `--json PATH` writes
 `{"rows": [{"updates", "seconds", "examples", "loss", "heldout_success"}, ...], "config": {...}}`.
 """
 

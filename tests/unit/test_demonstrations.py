@@ -122,4 +122,4 @@ def test_the_local_runtime_pretrains_before_it_samples_the_replay(tmp_path):
     assert "learner.demo_margin_loss" in progress.metrics
     progress = runtime.advance(60.0, updates_left=10)
     assert progress.updates == 50 and runtime.limiter.sampled == 10 * 64  # then the replay, with demos beside it
-    assert progress.metrics["learner.demo_accuracy"] >= 0.0 and "learner.q_mean" in progress.metrics
+    assert {"learner.demo_accuracy", "learner.q_mean"} <= progress.metrics.keys()  # both losses in one update
