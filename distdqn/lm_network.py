@@ -144,11 +144,14 @@ class LMQNetwork(nn.Module):
         feats = self.features(tokens)
         return self._q(feats, self._logp(feats))
 
+    def features_at(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The LM's hidden states at `positions` [B, K]: [B, K, H] (the whole row runs, then the gather)."""
+        feats = self.features(tokens)
+        return feats.gather(1, positions.unsqueeze(-1).expand(-1, -1, feats.shape[-1]))
+
     def q_at(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Q at chosen positions: tokens [B, L], positions [B, K] -> [B, K, V]; one trunk pass."""
-        feats = self.features(tokens)
-        feats = feats.gather(1, positions.unsqueeze(-1).expand(-1, -1, feats.shape[-1]))
-        return self.q_from_features(feats, tokens, positions)
+        return self.q_from_features(self.features_at(tokens, positions), tokens, positions)
 
     def q_from_features(self, feats: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Q [B, K, V] from the features [B, K, H] at `positions` (the learner's fast path; the head needs only the

@@ -125,14 +125,11 @@ def transition_q_taken(
     entry per row (`QNetwork.q_taken`) and over the full vocabulary only without it, at s', where the bootstrap
     needs every action. Equal to `transition_q_values` up to float rounding (tests/unit/test_learner_fast.py).
     """
-    rows = torch.arange(tokens.shape[0], device=tokens.device)
     pos_s, pos_next = len_s.long() - 1, len_next.long() - 1  # [B]
-    feats = online.features(tokens)  # [B, L, H], with autograd
-    q_sa = online.q_taken(feats[rows, pos_s], tokens, pos_s, a_tm1.long())  # [B]
+    feats = online.features_at(tokens, torch.stack([pos_s, pos_next], dim=1))  # [B, 2, H], with autograd
+    q_sa = online.q_taken(feats[:, 0], tokens, pos_s, a_tm1.long())  # [B]
     with torch.no_grad():
-        q_t_online = online.q_from_features(feats[rows, pos_next].unsqueeze(1), tokens, pos_next[:, None])[
-            :, 0
-        ]  # [B, V]
+        q_t_online = online.q_from_features(feats[:, 1:].detach(), tokens, pos_next[:, None])[:, 0]  # [B, V]
         q_t_target = target.q_at(tokens, pos_next[:, None])[:, 0]  # [B, V]
     return q_sa, q_t_online, q_t_target
 

@@ -18,7 +18,8 @@ operand pairs it never saw in training (configs/arithmetic_easy.yaml has the mea
 
 Learner side: `q_all(tokens, length) -> [B, L, V]` and `q_at(tokens, positions) -> [B, K, V]`, which runs the trunk
 once and applies the head only at the K positions a loss needs (one forward gives Q(s, .) and Q(s', .) of a stored
-transition, and the [B, L, V] tensor is never built).
+transition, and the [B, L, V] tensor is never built); the Transformer's last block also runs for those K positions
+only (`features_at`).
 
 Actor side: `initial_state(batch)` and `advance(state, tokens, length, reset) -> (state, q [B, V])`. The state
 remembers how many tokens of each slot the trunk has consumed; `advance` brings every slot to its current length
@@ -218,8 +219,12 @@ class TransformerTrunk(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.max_len = max_len
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens [B, T] -> features [B, T, H]."""
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens [B, T] -> features [B, T, H], or [B, K, H] at `positions` [B, K] only.
+
+        With `positions` the last block attends from those positions alone (every earlier block still runs over
+        all T, since they are the keys and values): the same features to float rounding, at about 1/num_layers
+        less work. A loss needs two positions of a row and a target only one."""
         t = tokens.shape[1]
         if t > self.max_len:
             raise ValueError(f"sequence length {t} exceeds the network's max_len {self.max_len}")
@@ -227,9 +232,9 @@ class TransformerTrunk(nn.Module):
         if self.pos is not None:
             x = x + self.pos.weight[:t]
         rotary = (self.rotary_cos[:t], self.rotary_sin[:t]) if self.rotary else None
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             x = block(x, rotary)
-        return self.norm(x)
+        return self.norm(self.blocks[-1](x, rotary, positions))
 
 
 class _Block(nn.Module):
@@ -242,12 +247,25 @@ class _Block(nn.Module):
         self.ln2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
-    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x [B, T, H] -> [B, T, H], or [B, K, H] for the queries at `positions` [B, K] only (keys: all T)."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
         if rotary is not None:
             q, k = rotate(q, *rotary), rotate(k, *rotary)
-        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, heads, T, dh]
+        if positions is None:
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, heads, T, dh]
+        else:
+            t = positions.shape[1]
+            q = q.gather(2, positions[:, None, :, None].expand(-1, q.shape[1], -1, q.shape[-1]))  # [B, heads, K, dh]
+            causal = torch.arange(k.shape[2], device=x.device) <= positions[:, None, :, None]  # [B, 1, K, T]
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=causal)
+            x = x.gather(1, positions.unsqueeze(-1).expand(-1, -1, d))  # [B, K, H]
         x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
         return x + self.mlp(self.ln2(x))
 
@@ -296,6 +314,14 @@ class QNetwork(nn.Module):
         """tokens [B, L] -> [B, L, H]. Causal: position i sees tokens[:, :i+1] only, so padding is harmless."""
         return self.trunk(tokens)[-1] if self.recurrent else self.trunk(tokens)
 
+    def features_at(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """tokens [B, L], positions [B, K] long -> the features there, [B, K, H]: `features` gathered, which the
+        Transformer computes in its last block for those positions only."""
+        if not self.recurrent:
+            return self.trunk(tokens, positions)
+        feats = self.trunk(tokens)[-1]
+        return feats.gather(1, positions.unsqueeze(-1).expand(-1, -1, feats.shape[-1]))
+
     def q_all(self, tokens: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
         """Q at every position: [B, L, V]. Positions >= length hold values of padded prefixes (ignore them)."""
         b, t = tokens.shape
@@ -303,9 +329,7 @@ class QNetwork(nn.Module):
 
     def q_at(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Q at chosen positions: tokens [B, L], positions [B, K] long -> [B, K, V]; one trunk pass."""
-        feats = self.features(tokens)  # [B, L, H]
-        idx = positions.unsqueeze(-1).expand(-1, -1, feats.shape[-1])
-        return self.q_from_features(feats.gather(1, idx), tokens, positions)
+        return self.q_from_features(self.features_at(tokens, positions), tokens, positions)
 
     def q_taken(
         self, feats: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor, actions: torch.Tensor

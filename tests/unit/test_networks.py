@@ -66,6 +66,27 @@ def test_q_at_equals_q_all_gathered(cfg):
         torch.testing.assert_close(net.q_at(tokens, pos), full[torch.arange(3)[:, None], pos])
 
 
+@pytest.mark.parametrize("positions", ["learned", "rotary", "none"])
+def test_transformer_features_at_equal_the_full_forward_and_so_do_their_gradients(positions):
+    """The last block attends from the asked positions only; features and the gradients reaching every weight are
+    those of the full forward gathered there."""
+    cfg = NetworkConfig(trunk="transformer", hidden_dim=24, num_layers=3, num_heads=4, positions=positions)
+    net = _net(cfg)
+    tokens = torch.randint(1, 10, (4, 12))
+    pos = torch.tensor([[0, 5], [3, 11], [2, 2], [10, 7]])
+    full = net.features(tokens)[torch.arange(4)[:, None], pos]
+    at = net.features_at(tokens, pos)
+    torch.testing.assert_close(at, full, atol=1e-5, rtol=1e-5)
+    weights = torch.randn_like(full)
+    grads_full = torch.autograd.grad((full * weights).sum(), list(net.trunk.parameters()), allow_unused=True)
+    grads_at = torch.autograd.grad((at * weights).sum(), list(net.trunk.parameters()), allow_unused=True)
+    for g_full, g_at in zip(grads_full, grads_at, strict=True):
+        if g_full is None:
+            assert g_at is None or not g_at.any()
+        else:
+            torch.testing.assert_close(g_at, g_full, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("cfg", TRUNKS, ids=_cfg_id)
 def test_causal_future_tokens_do_not_change_earlier_q(cfg):
     check_causal(_net(cfg))
