@@ -18,6 +18,14 @@ base-27 code and a binary search.
 Words: `data/words5.txt` (common English words, most common first). A difficulty's answer pool is the first
 `num_answers` words (0 = all); every word of the file is a valid guess. The test split holds out the
 `test_fraction` of the pool with the smallest seed-free hashes of their codes.
+
+Two options make the medium and hard levels learnable without telling the answer:
+- `action_mask`: the env publishes the letters that keep the current guess a prefix of some word in the list (a
+  dictionary keyboard, as the real game refuses a non-word), so every guess is a word. It says nothing of the
+  feedback: a policy that only follows it guesses random words (tests/unit/envs/test_wordle.py measures it).
+- `solver`: whose words the oracle (`oracle_actions`) chooses among. "answers" (the default) knows the split's
+  answer list; "words" knows only the dictionary, as a player does, so its guesses (and the demonstrations a learner
+  takes from it, distdqn/demonstrations.py) include words the training split never has as answers.
 """
 
 from __future__ import annotations
@@ -84,6 +92,8 @@ class Options:
     solve_reward: float = 1.0  # added when the guess is the answer, in (0, 2]
     invalid_reward: float = -0.1  # added for a guess outside the word list (valid_guesses="words"), in [-1, 0]
     illegal_reward: float = -1.0  # reward of a non-letter action, which ends the episode, in [-1, 0]
+    action_mask: bool = False  # publish the letters that keep the guess a prefix of a word in the list
+    solver: Literal["answers", "words"] = "answers"  # the oracle's candidates: the split's answers, or all words
 
     def __post_init__(self):
         total = len(load_words())
@@ -118,6 +128,24 @@ def split_answers(options: Options, split: str) -> np.ndarray:
     return pool[held_out if split == "test" else ~held_out]
 
 
+@functools.lru_cache(maxsize=1)
+def word_trie() -> np.ndarray:
+    """The prefix tree of the word list as a table child [nodes + 1, 26] int32: node 0 is the empty prefix,
+    child[n, c] the node of prefix n + letter c, and the last row a sink for prefixes of no word (the sink's
+    children are the sink)."""
+    nodes: dict[tuple[int, ...], int] = {(): 0}
+    for word in load_words().tolist():
+        for k in range(1, WORD_LEN + 1):
+            nodes.setdefault(tuple(word[:k]), len(nodes))
+    sink = len(nodes)
+    child = np.full((sink + 1, 26), sink, dtype=np.int32)
+    for prefix, node in nodes.items():
+        if prefix:
+            child[nodes[prefix[:-1]], prefix[-1]] = node
+    child.setflags(write=False)
+    return child
+
+
 class WordleEnv(TextEnv):
     """Batched letter-level Wordle; see the module docstring."""
 
@@ -138,11 +166,17 @@ class WordleEnv(TextEnv):
         self.answer = np.zeros((num_envs, WORD_LEN), dtype=np.int64)
         self._oracle_word = np.zeros((num_envs, WORD_LEN), dtype=np.int64)
         self._oracle_cache: dict[bytes, np.ndarray] = {}
+        self._solver_words = self.answers if options.solver == "answers" else load_words()
+        self.has_action_mask = options.action_mask
+        self._trie = word_trie()
+        self._sink = len(self._trie) - 1
+        self._node = np.zeros(num_envs, dtype=np.int64)  # each slot's current guess as a node of the trie
 
     def _reset_slots(self, idx: np.ndarray) -> None:
         self.answer[idx] = self.answers[self.rng.integers(0, len(self.answers), size=len(idx))]
         self.tokens[idx, 0] = 1  # <wordle>
         self.length[idx] = 1
+        self._node[idx] = 0
 
     def is_word(self, letters: np.ndarray) -> np.ndarray:
         """Bool [...]: which letter arrays [..., 5] are in the word list."""
@@ -156,6 +190,9 @@ class WordleEnv(TextEnv):
         reward = np.where(is_letter, 0.0, o.illegal_reward)
         terminated = ~is_letter
         success = np.zeros(self.num_envs)
+        letter = np.where(is_letter, actions - _LETTER0, 0)
+        self._node = np.where(is_letter, self._trie[self._node, letter], self._sink)
+        self._node[self.steps % WORD_LEN == 0] = 0  # a completed guess: the next one starts at the root
         idx = np.flatnonzero(is_letter & (self.steps % WORD_LEN == 0))  # slots that completed a guess
         if idx.size:
             guess = self.tokens[idx[:, None], self.length[idx, None] - WORD_LEN + np.arange(WORD_LEN)] - _LETTER0
@@ -168,10 +205,17 @@ class WordleEnv(TextEnv):
             success[idx] = solved
         return reward.astype(np.float32), terminated, success.astype(np.float32)
 
-    # ---- oracle (per-slot Python; for tests and baselines only) ------------------------------------------------
+    def _action_mask(self) -> np.ndarray:
+        """[B, V] bool: the letters after which the current guess is still the prefix of a word in the list."""
+        mask = np.zeros((self.num_envs, self.vocab_size), dtype=bool)
+        mask[:, _LETTER0 : _LETTER0 + 26] = self._trie[self._node] != self._sink
+        return mask
+
+    # ---- oracle (per-slot Python; for tests, baselines and demonstrations) ------------------------------------
     def oracle_actions(self) -> np.ndarray:
-        """Next letter of a solver's guess: at each new guess, among the answers of this split consistent with the
-        feedback so far, the one splitting the others into the most feedback patterns (first one on ties)."""
+        """Next letter of a solver's guess: at each new guess, among the candidate words (`solver`: this split's
+        answers, or every word in the list) consistent with the feedback so far, the one splitting the others into
+        the most feedback patterns (first one on ties; probes: the first 200 candidates)."""
         pos = self.steps % WORD_LEN
         for b in np.flatnonzero(pos == 0):
             history = self.tokens[b, 1 : self.length[b]].reshape(-1, 2 * WORD_LEN)
@@ -182,7 +226,7 @@ class WordleEnv(TextEnv):
         return _LETTER0 + self._oracle_word[self._all, pos]
 
     def _choose(self, history: np.ndarray) -> np.ndarray:
-        candidates = self.answers
+        candidates = self._solver_words
         for row in history:
             guess, marks = row[:WORD_LEN] - _LETTER0, row[WORD_LEN:] - _GRAY0
             if (marks <= 2).all():  # skip wasted (invalid) guesses

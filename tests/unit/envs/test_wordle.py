@@ -192,3 +192,53 @@ def test_random_policy_baseline_is_zero():
 def test_bad_option_values_are_named(options, named):
     with pytest.raises(ValueError, match=named):
         Options(**options)
+
+
+def test_the_action_mask_is_a_dictionary_keyboard():
+    """Letters only, and any letters it allows spell a word: a masked random policy never wastes a guess."""
+    env = make_env("wordle", num_envs=64, seed=0, difficulty="medium", action_mask=True)
+    obs = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(5 * 6 * 4):
+        assert not obs.action_mask[:, :2].any() and not obs.action_mask[:, 2 + 26 :].any()
+        assert obs.action_mask.any(axis=1).all()  # a prefix of a word always has a next letter
+        obs, reward, *_ = env.step(env.random_actions(rng))
+        assert (reward > -0.15).all()  # never guess_reward + invalid_reward
+    assert (env.tokens != env.vocab.id("?")).all()
+
+
+def test_the_action_mask_follows_a_typed_prefix():
+    env = make_env("wordle", num_envs=1, seed=0, difficulty="medium", action_mask=True)
+    env.reset(seed=0)
+    words = {"".join(chr(ord("a") + c) for c in w) for w in load_words().tolist()}
+    for c in "cra":
+        obs, *_ = env.step(np.array([env.vocab.id(c)]))
+    allowed = {env.vocab.tokens[i] for i in np.flatnonzero(obs.action_mask[0])}
+    assert allowed == {w[3] for w in words if w.startswith("cra")}
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_random_policy_inside_the_action_mask_scores_little(split):
+    """Reward hacking check: the mask spells words, not the answer (measured: 0.4% / 0.15% of medium train / test)."""
+    env = make_env("wordle", num_envs=256, seed=0, split=split, difficulty="medium", action_mask=True)
+    rng = np.random.default_rng(0)
+    success, _ = rollout(env, lambda: env.random_actions(rng), episodes=2000)
+    assert np.mean(success) < 0.02
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_the_dictionary_solver_solves_and_names_words_outside_the_split(split):
+    """`solver: words` knows only the word list: it still solves every medium episode within six guesses, and its
+    guesses include words that are not answers of the split it plays."""
+    env = make_env("wordle", num_envs=64, seed=0, split=split, difficulty="medium", solver="words")
+    success, _ = rollout(env, env.oracle_actions, episodes=200)
+    assert success.mean() == 1.0
+    guesses = env.tokens[:, 1:].reshape(64, -1, 10)[:, :, :5].reshape(-1, 5) - 2  # the slots' current games
+    guesses = guesses[(guesses >= 0).all(axis=1)]
+    answers = {tuple(w) for w in split_answers(env.options, split).tolist()}
+    assert any(tuple(g) not in answers for g in guesses.tolist())
+
+
+def test_an_unknown_solver_is_named():
+    with pytest.raises(ValueError, match="solver"):
+        make_env("wordle", num_envs=1, solver="oracle")
