@@ -25,7 +25,9 @@ Two options make the medium and hard levels learnable without telling the answer
   feedback: a policy that only follows it guesses random words (tests/unit/envs/test_wordle.py measures it).
 - `solver`: whose words the oracle (`oracle_actions`) chooses among. "answers" (the default) knows the split's
   answer list; "words" knows only the dictionary, as a player does, so its guesses (and the demonstrations a learner
-  takes from it, distdqn/demonstrations.py) include words the training split never has as answers.
+  takes from it, distdqn/demonstrations.py) include words the training split never has as answers. With
+  `solver_choice: random` it guesses any word consistent with the feedback so far instead of the most informative
+  one: a deterministic solver plays only one game per training answer, which a network learns by heart.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class Options:
     illegal_reward: float = -1.0  # reward of a non-letter action, which ends the episode, in [-1, 0]
     action_mask: bool = False  # publish the letters that keep the guess a prefix of a word in the list
     solver: Literal["answers", "words"] = "answers"  # the oracle's candidates: the split's answers, or all words
+    solver_choice: Literal["best", "random"] = "best"  # the most informative candidate, or any (varied games)
 
     def __post_init__(self):
         total = len(load_words())
@@ -165,7 +168,9 @@ class WordleEnv(TextEnv):
         )
         self.answer = np.zeros((num_envs, WORD_LEN), dtype=np.int64)
         self._oracle_word = np.zeros((num_envs, WORD_LEN), dtype=np.int64)
-        self._oracle_cache: dict[bytes, np.ndarray] = {}
+        self._oracle_cache: dict[bytes, np.ndarray] = {}  # history -> consistent candidates
+        self._best_cache: dict[bytes, np.ndarray] = {}  # history -> the most informative of them
+        self._oracle_rng = np.random.default_rng([seed, 0x5017E])  # solver_choice: random; apart from the prompts
         self._solver_words = self.answers if options.solver == "answers" else load_words()
         self.has_action_mask = options.action_mask
         self._trie = word_trie()
@@ -215,28 +220,41 @@ class WordleEnv(TextEnv):
     def oracle_actions(self) -> np.ndarray:
         """Next letter of a solver's guess: at each new guess, among the candidate words (`solver`: this split's
         answers, or every word in the list) consistent with the feedback so far, the one splitting the others into
-        the most feedback patterns (first one on ties; probes: the first 200 candidates)."""
+        the most feedback patterns (first one on ties; probes: the first 200 candidates), or with `solver_choice:
+        random` one of them at random (Wordle's hard mode played by chance: varied games to learn from)."""
         pos = self.steps % WORD_LEN
         for b in np.flatnonzero(pos == 0):
             history = self.tokens[b, 1 : self.length[b]].reshape(-1, 2 * WORD_LEN)
             key = history.tobytes()
             if key not in self._oracle_cache:
-                self._oracle_cache[key] = self._choose(history)
-            self._oracle_word[b] = self._oracle_cache[key]
+                self._oracle_cache[key] = self._consistent(history)
+            candidates = self._oracle_cache[key]
+            if self.options.solver_choice == "random":
+                self._oracle_word[b] = candidates[self._oracle_rng.integers(len(candidates))]
+            else:
+                if key not in self._best_cache:
+                    self._best_cache[key] = _most_informative(candidates)
+                self._oracle_word[b] = self._best_cache[key]
         return _LETTER0 + self._oracle_word[self._all, pos]
 
-    def _choose(self, history: np.ndarray) -> np.ndarray:
+    def _consistent(self, history: np.ndarray) -> np.ndarray:
+        """The solver's candidate words [k, 5] consistent with the feedback of every guess in `history`."""
         candidates = self._solver_words
         for row in history:
             guess, marks = row[:WORD_LEN] - _LETTER0, row[WORD_LEN:] - _GRAY0
             if (marks <= 2).all():  # skip wasted (invalid) guesses
                 candidates = candidates[(feedback(guess, candidates) == marks).all(axis=1)]
-        if len(candidates) <= 2:
-            return candidates[0]
-        probes = candidates[:200]
-        codes = feedback(probes[:, None, :], candidates[None, :, :]).astype(np.int64) @ (3 ** np.arange(WORD_LEN))
-        distinct = (np.diff(np.sort(codes, axis=1), axis=1) != 0).sum(axis=1)
-        return probes[int(distinct.argmax())]
+        return candidates
+
+
+def _most_informative(candidates: np.ndarray) -> np.ndarray:
+    """The candidate (among the first 200) splitting all of them into the most feedback patterns; the first on ties."""
+    if len(candidates) <= 2:
+        return candidates[0]
+    probes = candidates[:200]
+    codes = feedback(probes[:, None, :], candidates[None, :, :]).astype(np.int64) @ (3 ** np.arange(WORD_LEN))
+    distinct = (np.diff(np.sort(codes, axis=1), axis=1) != 0).sum(axis=1)
+    return probes[int(distinct.argmax())]
 
 
 @register("wordle")

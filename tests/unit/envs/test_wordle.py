@@ -242,3 +242,17 @@ def test_the_dictionary_solver_solves_and_names_words_outside_the_split(split):
 def test_an_unknown_solver_is_named():
     with pytest.raises(ValueError, match="solver"):
         make_env("wordle", num_envs=1, solver="oracle")
+
+
+def test_the_random_solver_plays_varied_games_and_still_solves():
+    """`solver_choice: random` guesses any word consistent with the feedback: games for one answer differ (the
+    deterministic solver plays exactly one), and they still end solved (measured: 99.5% on medium)."""
+    env = make_env("wordle", num_envs=64, seed=0, difficulty="medium", solver="words", solver_choice="random")
+    success, _ = rollout(env, env.oracle_actions, episodes=300)
+    assert success.mean() > 0.97
+    env.reset(seed=0)
+    env.answer[:] = env.answer[0]  # one answer in every slot
+    for _ in range(5):
+        env.step(env.oracle_actions())
+    first_guesses = {tuple(row) for row in env.tokens[:, 1:6].tolist()}
+    assert len(first_guesses) > 10
