@@ -7,7 +7,7 @@ actor does (`NStepAssembler`, the run's `actor.n_step` and `actor.gamma`), so a 
 replay's layout and the learner's TD loss applies to it unchanged. The learner adds DQfD's large-margin loss on it
 (`losses.large_margin_loss`: the oracle's token must lead every other token by `learner.demo_margin`):
 
-    updates 1 .. demo_pretrain_updates        TD(demo batch) + demo_margin_weight * margin(demo batch)   (batch_size)
+    updates 1 .. demo_pretrain_updates        demo_td_weight * TD(demo batch) + demo_margin_weight * margin(demo batch)
     every later update                        TD(replay batch) + the same on demo_batch_size demonstrations (if > 0)
 
 Differences from the paper, on purpose: the oracle is an unlimited source, so demonstrations are played fresh

@@ -173,15 +173,15 @@ class Learner:
         return self._step(loss, None, metrics)[1]
 
     def demo_loss(self, demo: dict[str, np.ndarray]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """TD loss (unweighted) + `demo_margin_weight` * large-margin loss on demonstration transitions, and their
-        metrics. Q(s, .) over the whole vocabulary with autograd: the margin compares every token with the oracle's."""
+        """`demo_td_weight` * TD loss (unweighted by priority) + `demo_margin_weight` * large-margin loss on
+        demonstration transitions, and their metrics. Q(s, .) over the whole vocabulary with autograd: the margin compares every token with the oracle's."""
         c = self.config
         tokens, len_s, len_next, action, ret, discount, _, mask = self._tensors(demo)
         q_tm1, q_t_online, q_t_target = transition_q_values(self.online, self.target, tokens, len_s, len_next)
         td = double_dqn_loss(q_tm1, action, ret, discount, q_t_online, q_t_target, None, mask, **self._loss_kw())
         margin, accuracy = large_margin_loss(q_tm1, action, c.demo_margin, c.demo_temperature)
         metrics = {"demo_td_loss": td.loss.detach(), "demo_margin_loss": margin.detach(), "demo_accuracy": accuracy}
-        return td.loss + c.demo_margin_weight * margin, metrics
+        return c.demo_td_weight * td.loss + c.demo_margin_weight * margin, metrics
 
     def _step(
         self, loss: torch.Tensor, abs_td: torch.Tensor | None, metrics: dict[str, torch.Tensor]

@@ -104,6 +104,17 @@ def test_an_update_with_demonstrations_adds_their_loss():
     assert not any(k.startswith("demo_") for k in m0)
 
 
+@pytest.mark.parametrize("td_weight, margin_weight", [(0.0, 1.0), (0.5, 2.0), (1.0, 0.0)])
+def test_the_demonstration_loss_weighs_its_td_and_margin_parts(td_weight, margin_weight):
+    weights = [f"learner.demo_td_weight={td_weight}", f"learner.demo_margin_weight={margin_weight}"]
+    config = load_config(None, [*ARITHMETIC, "learner.demo_batch_size=16", *weights])
+    demo = demo_source(config).build().next(16)
+    loss, metrics = _learner(config).demo_loss(demo)
+    parts = td_weight * metrics["demo_td_loss"].item() + margin_weight * metrics["demo_margin_loss"].item()
+    assert metrics["demo_td_loss"].item() > 0 and metrics["demo_margin_loss"].item() > 0
+    assert loss.item() == pytest.approx(parts, rel=1e-6)
+
+
 def test_the_local_runtime_pretrains_before_it_samples_the_replay(tmp_path):
     config = load_config(
         None,
