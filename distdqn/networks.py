@@ -261,12 +261,11 @@ class _Block(nn.Module):
         if positions is None:
             att = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, heads, T, dh]
         else:
-            t = positions.shape[1]
             q = q.gather(2, positions[:, None, :, None].expand(-1, q.shape[1], -1, q.shape[-1]))  # [B, heads, K, dh]
             causal = torch.arange(k.shape[2], device=x.device) <= positions[:, None, :, None]  # [B, 1, K, T]
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=causal)
             x = x.gather(1, positions.unsqueeze(-1).expand(-1, -1, d))  # [B, K, H]
-        x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
+        x = x + self.proj(att.transpose(1, 2).reshape(b, -1, d))  # T or K query positions
         return x + self.mlp(self.ln2(x))
 
 

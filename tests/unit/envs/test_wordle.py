@@ -245,14 +245,18 @@ def test_an_unknown_solver_is_named():
 
 
 def test_the_random_solver_plays_varied_games_and_still_solves():
-    """`solver_choice: random` guesses any word consistent with the feedback: games for one answer differ (the
-    deterministic solver plays exactly one), and they still end solved (measured: 99.5% on medium)."""
+    """`solver_choice: random` guesses any word consistent with the feedback: its games open with many different
+    words where the deterministic solver always opens with the same one, and they still end solved (measured: 99.5%
+    on medium)."""
+
+    def first_guesses(choice: str) -> set[tuple[int, ...]]:
+        env = make_env("wordle", num_envs=64, seed=0, difficulty="medium", solver="words", solver_choice=choice)
+        env.reset(seed=0)
+        for _ in range(5):
+            env.step(env.oracle_actions())
+        return {tuple(row) for row in env.tokens[:, 1:6].tolist()}
+
+    assert len(first_guesses("best")) == 1 and len(first_guesses("random")) > 10
     env = make_env("wordle", num_envs=64, seed=0, difficulty="medium", solver="words", solver_choice="random")
-    success, _ = rollout(env, env.oracle_actions, episodes=300)
+    success, _ = rollout(env, env.oracle_actions, episodes=200)
     assert success.mean() > 0.97
-    env.reset(seed=0)
-    env.answer[:] = env.answer[0]  # one answer in every slot
-    for _ in range(5):
-        env.step(env.oracle_actions())
-    first_guesses = {tuple(row) for row in env.tokens[:, 1:6].tolist()}
-    assert len(first_guesses) > 10
