@@ -150,7 +150,8 @@ class LearnerConfig:
     demo_margin_weight: NonNegativeFloat = 1.0  # weight of the margin loss next to the TD loss on demonstrations
     demo_td_weight: NonNegativeFloat = 1.0  # weight of the TD loss on demonstrations (0: the margin alone)
     # The margin loss's max over actions as T * logsumexp(. / T), every near rival gets gradient (0: DQfD's hard
-    # max). Arithmetic medium, pre-training alone, 3,500 updates: held-out 0.06 with T = 0, 0.45 with 0.1, 0.62 with 0.3.
+    # max). Arithmetic medium, pre-training alone, 3,500 updates: held-out 0.06 with T = 0, 0.45 with 0.1, 0.62 with
+    # 0.3.
     demo_temperature: NonNegativeFloat = 0.3
 
 

@@ -13,8 +13,8 @@ replay's layout and the learner's TD loss applies to it unchanged. The learner a
 Differences from the paper, on purpose: the oracle is an unlimited source, so demonstrations are played fresh
 rather than kept in the replay with a priority bonus; and the margin's max over actions is soft by default
 (`learner.demo_temperature`; README "Deviations" has the measurement). The held-out split is never played, so
-held-out success still measures generalisation. Only the learner sees demonstrations: actors explore as before, and the episodes,
-env steps and success they report are their own. `demo_source` returns None when demonstrations are off and
+held-out success still measures generalisation. Only the learner sees demonstrations: actors explore as before,
+and the episodes, env steps and success they report are their own. `demo_source` returns None when demonstrations are off and
 raises `ConfigError` for a task without an oracle. The stream is not part of a checkpoint: a resumed run keeps its
 update count (so pre-training is not repeated) and plays its demonstrations afresh from the seed.
 """

@@ -174,7 +174,8 @@ class Learner:
 
     def demo_loss(self, demo: dict[str, np.ndarray]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """`demo_td_weight` * TD loss (unweighted by priority) + `demo_margin_weight` * large-margin loss on
-        demonstration transitions, and their metrics. Q(s, .) over the whole vocabulary with autograd: the margin compares every token with the oracle's."""
+        demonstration transitions, and their metrics. Q(s, .) over the whole vocabulary with autograd: the margin
+        compares every token with the oracle's."""
         c = self.config
         tokens, len_s, len_next, action, ret, discount, _, mask = self._tensors(demo)
         q_tm1, q_t_online, q_t_target = transition_q_values(self.online, self.target, tokens, len_s, len_next)
@@ -186,7 +187,8 @@ class Learner:
     def _step(
         self, loss: torch.Tensor, abs_td: torch.Tensor | None, metrics: dict[str, torch.Tensor]
     ) -> tuple[np.ndarray, dict[str, torch.Tensor | float]]:
-        """Backward, clip, and the optimizer step when loss and gradient norm are finite; (|td| on the host, metrics)."""
+        """Backward, clip, and the optimizer step when loss and gradient norm are finite; (|td| on the host,
+        metrics)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(

@@ -334,8 +334,8 @@ class QNetwork(nn.Module):
         self, feats: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor, actions: torch.Tensor
     ) -> torch.Tensor:
         """Q(s, a) of one action per row from the features [B, H] at `positions` [B] of the rows `tokens` [B, L]:
-        [B], equal (to float rounding) to `q_from_features(...)[b, 0, actions[b]]`, at O(B * (H + L)) instead of O(B * V * H):
-        the gradient of the TD loss flows through this one entry only."""
+        [B], equal (to float rounding) to `q_from_features(...)[b, 0, actions[b]]`, at O(B * (H + L)) instead of
+        O(B * V * H): the gradient of the TD loss flows through this one entry only."""
         q = self.head.q_of(feats, actions)
         if self._text_heads:
             embeds = _embed(self.trunk, tokens)

@@ -19,8 +19,8 @@ TD + large-margin loss on the oracle's n-step transitions, `learner.demo_*` from
 
 It takes `configs/<task>_<level>.yaml` when it exists (`--defaults` to ignore it) plus `--set` overrides; only the
 `env.*` and `network.*` sections matter (and `learner.demo_*`, `actor.n_step`, `actor.gamma` with `--loss dqfd`).
-Prints one line per evaluation; `--json PATH` writes
-`{"rows": [{"updates", "seconds", "examples", "loss", "heldout_success"}, ...], "config": {...}}`.
+Prints one line per evaluation; `--json PATH` writes `{"rows": [{"updates", "seconds", "examples", "loss",
+"heldout_success"}, ...], "config": {...}}`.
 """
 
 from __future__ import annotations

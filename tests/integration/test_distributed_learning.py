@@ -3,8 +3,8 @@
 The easy levels run in the default suite (CI): keyword (easy), the README's main job, reaches held-out success 0.95
 in about 20-40 s on 2 cores; grammar (easy) reaches validity 0.99 in seconds; reverse (easy), a task no config was
 tuned on, reaches 0.9 with the default configuration in about a minute. The budgets are several times that, for a
-loaded CI machine. The medium levels with their configs (keyword, shortest path, ...) take 2-11 minutes each and are marked
-slow."""
+loaded CI machine. The medium levels with their configs (keyword, shortest path, ...) take 2-11 minutes each and
+are marked slow."""
 
 import pytest
 
