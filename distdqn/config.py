@@ -149,6 +149,9 @@ class LearnerConfig:
     demo_margin: NonNegativeFloat = 0.8  # large-margin loss: Q(s, a) + margin <= Q(s, a_oracle) for a != a_oracle
     demo_margin_weight: NonNegativeFloat = 1.0  # weight of the margin loss next to the TD loss on demonstrations
     demo_td_weight: NonNegativeFloat = 1.0  # weight of the TD loss on demonstrations (0: the margin alone)
+    # Tasks with action masks: the margin compares the demonstrated token with the legal tokens of s only (false:
+    # with the whole vocabulary, DQfD as published)
+    demo_legal_only: bool = True
     # The margin loss's max over actions as T * logsumexp(. / T), every near rival gets gradient (0: DQfD's hard
     # max). Arithmetic medium, pre-training alone, 3,500 updates: held-out 0.06 with T = 0, 0.45 with 0.1, 0.62 with
     # 0.3.

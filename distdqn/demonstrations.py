@@ -84,6 +84,7 @@ class DemoStream:
             self.env.vocab_size,
             self.env.max_len,
             with_mask=self.env.has_action_mask,
+            with_mask_s=self.env.has_action_mask,
         )
         self.obs = self.env.reset()
         self.rng = np.random.default_rng(source.seed)
@@ -107,11 +108,12 @@ class DemoStream:
         """One oracle step of every slot; completed transitions join the buffer."""
         actions = self.env.oracle_actions()
         len_s = self.obs.length.copy()  # the env updates its arrays in place
+        mask_s = None if self.obs.action_mask is None else self.obs.action_mask.copy()
         self.obs, reward, terminated, truncated, info = self.env.step(actions)
         if not self.source.bootstrap_on_truncation:
             terminated = terminated | truncated  # as the actors do (ActorConfig.bootstrap_on_truncation)
         z = self._zeros  # the actors' Q-values only set initial priorities, which demonstrations do not have
-        self.assembler.add(len_s, actions, z, reward, terminated, self.obs, info, z)
+        self.assembler.add(len_s, actions, z, reward, terminated, self.obs, info, z, mask_s=mask_s)
         self.env_steps += self.env.num_envs
         out, _ = self.assembler.drain()
         if self._buffer is not None:

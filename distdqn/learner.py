@@ -48,7 +48,7 @@ from distdqn.losses import (
     transition_q_taken,
     transition_q_values,
 )
-from distdqn.networks import build_network, load_published, unpack_mask
+from distdqn.networks import build_network, load_published, mask_q, unpack_mask
 from distdqn.schedules import lr_at
 
 
@@ -175,11 +175,14 @@ class Learner:
     def demo_loss(self, demo: dict[str, np.ndarray]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """`demo_td_weight` * TD loss (unweighted by priority) + `demo_margin_weight` * large-margin loss on
         demonstration transitions, and their metrics. Q(s, .) over the whole vocabulary with autograd: the margin
-        compares every token with the oracle's."""
+        compares every token with the oracle's, or only the legal ones where the task masks actions
+        (`demo_legal_only`, the batch's `mask_s`)."""
         c = self.config
         tokens, len_s, len_next, action, ret, discount, _, mask = self._tensors(demo)
         q_tm1, q_t_online, q_t_target = transition_q_values(self.online, self.target, tokens, len_s, len_next)
         td = double_dqn_loss(q_tm1, action, ret, discount, q_t_online, q_t_target, None, mask, **self._loss_kw())
+        if c.demo_legal_only and spec.MASK_S in demo:  # illegal tokens are never acted on: no rivals
+            q_tm1 = mask_q(q_tm1, unpack_mask(self._to_device(demo[spec.MASK_S]), self.vocab_size))
         margin, accuracy = large_margin_loss(q_tm1, action, c.demo_margin, c.demo_temperature)
         metrics = {"demo_td_loss": td.loss.detach(), "demo_margin_loss": margin.detach(), "demo_accuracy": accuracy}
         return c.demo_td_weight * td.loss + c.demo_margin_weight * margin, metrics

@@ -23,7 +23,8 @@ The emitted row is the slot's sequence at t+1 (prefix-extending within an episod
 pending entry), clipped to the env's max_len. Observations may grow by several tokens per step (feedback tasks):
 only lengths are stored, so nothing changes. Emitted in the `spec.py` layout; `mask_next` (tasks with action
 masks) is packed with `np.packbits(..., bitorder="little")`; a flushed window has no next mask from the env, so
-it stores all-legal (it matters only for truncated windows).
+it stores all-legal (it matters only for truncated windows). With `with_mask_s` (demonstrations) each transition
+also carries the packed mask of its own s_t (`mask_s`, given to `add`).
 
 Initial priorities (Ape-X): |G + discount * max_a Q(s', a) - Q(s, a)| with the actor's own Q-values, where
 max_a Q(s', a) is `max_q_next` (the actor's acting forward on the new observation) for full windows and
@@ -43,7 +44,16 @@ from distdqn.envs.base import Obs, StepInfo
 class NStepAssembler:
     """Assembles n-step transitions for `num_envs` slots; `add` once per env step, `drain` to take the output."""
 
-    def __init__(self, num_envs: int, n: int, gamma: float, vocab_size: int, max_len: int, with_mask: bool = False):
+    def __init__(
+        self,
+        num_envs: int,
+        n: int,
+        gamma: float,
+        vocab_size: int,
+        max_len: int,
+        with_mask: bool = False,
+        with_mask_s: bool = False,
+    ):
         if n < 1:
             raise ValueError(f"n_step must be >= 1, got {n}")
         if not 0.0 < gamma <= 1.0:
@@ -59,6 +69,8 @@ class NStepAssembler:
         self.ret = np.zeros((num_envs, n), dtype=np.float32)
         self.disc = np.ones((num_envs, n), dtype=np.float32)
         self.valid = np.zeros((num_envs, n), dtype=bool)
+        self.with_mask_s = with_mask_s
+        self.mask_s = np.zeros((num_envs, n, (vocab_size + 7) // 8) if with_mask_s else (0, n, 0), dtype=np.uint8)
         self._parts: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
 
     def clear(self) -> None:
@@ -81,14 +93,20 @@ class NStepAssembler:
         info: StepInfo,
         max_q_next: np.ndarray,
         max_q_final: np.ndarray | None = None,
+        mask_s: np.ndarray | None = None,
     ) -> int:
         """Record step t of all slots; returns how many transitions it completed.
 
         len_s, action, q_sa, reward, terminated, max_q_next: [B]; `obs`/`info`: what `env.step` returned (obs is
         only read here, never kept); max_q_final: [len(info.done_idx)] (read where truncated), or None for 0.
-        Truncation is implied: a slot in `info.done_idx` that is not terminated was truncated.
+        Truncation is implied: a slot in `info.done_idx` that is not terminated was truncated. mask_s: [B, V] bool,
+        the action mask the step was taken under (required with `with_mask_s`).
         """
         col = self.t % self.n
+        if self.with_mask_s:
+            if mask_s is None:
+                raise ValueError("NStepAssembler(with_mask_s=True).add needs mask_s, the [B, V] mask of s_t")
+            self.mask_s[:, col] = np.packbits(mask_s, axis=-1, bitorder="little")
         self.len_s[:, col] = len_s
         self.action[:, col] = action
         self.q_sa[:, col] = q_sa
@@ -133,6 +151,8 @@ class NStepAssembler:
         }
         if self.with_mask:
             out[spec.MASK_NEXT] = np.packbits(mask, axis=-1, bitorder="little")
+        if self.with_mask_s:
+            out[spec.MASK_S] = self.mask_s[slots, cols]
         self._parts.append((out, priority))
         return slots.size
 
@@ -140,6 +160,9 @@ class NStepAssembler:
         """Everything emitted since the last drain: (transitions in the spec layout, initial priorities [N])."""
         parts, self._parts = self._parts, []
         if not parts:
-            return spec.empty_batch(self.vocab_size, self.max_len, 0, self.with_mask), np.zeros(0, np.float32)
+            empty = spec.empty_batch(self.vocab_size, self.max_len, 0, self.with_mask)
+            if self.with_mask_s:
+                empty[spec.MASK_S] = np.zeros((0, self.mask_s.shape[-1]), np.uint8)
+            return empty, np.zeros(0, np.float32)
         fields = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
         return fields, np.concatenate([p[1] for p in parts])

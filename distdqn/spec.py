@@ -11,6 +11,8 @@ One replay item is one n-step transition stored in a fixed-width token row (DESI
               truncation still bootstraps
   mask_next   optional, [ceil(V/8)] uint8: packed action mask of s_{t+n} (tasks with action masks only),
               `np.packbits(mask, axis=-1, bitorder="little")` (bit i of byte j = action 8j+i)
+  mask_s      demonstrations only (never stored in the replay or sent on the wire): the same for s_t, so the
+              large-margin loss can compare the demonstrated token with the legal ones alone
 
 Because the Q-network is causal, one forward pass over `tokens` gives Q(s_t, .) at position len_s-1 and
 Q(s_{t+n}, .) at position len_next-1.
@@ -30,6 +32,7 @@ ACTION = "action"
 RETURN = "return_n"
 DISCOUNT = "discount_n"
 MASK_NEXT = "mask_next"
+MASK_S = "mask_s"  # demonstration batches only (distdqn/demonstrations.py)
 
 # Item keys and sampling extras: columns a replay adds to a sampled batch (the key (shard, slot, generation) is
 # what a priority update carries back; see replay/prioritized.py).

@@ -12,6 +12,7 @@ from distdqn.envs import task_shape
 from distdqn.learner import Learner, metrics_to_floats
 from distdqn.local import LocalRuntime
 from distdqn.losses import large_margin_loss
+from distdqn.networks import unpack_mask
 from distdqn.typed import ConfigError
 from tests.fakes import COPY_RUN
 
@@ -66,6 +67,51 @@ def test_demonstrations_are_the_oracle_playing_in_the_replay_layout():
     rows = np.arange(300)
     np.testing.assert_array_equal(batch[spec.TOKENS][rows, batch[spec.LEN_S]], batch[spec.ACTION])
     assert stream.env_steps >= DEMO_POOL
+
+
+WORDLE = ["env.task=wordle", "env.difficulty=medium", "env.options.action_mask=true", "env.options.solver=words"]
+
+
+def test_demonstrations_of_a_masked_task_carry_the_mask_of_s():
+    config = load_config(None, [*WORDLE, "learner.demo_batch_size=32", "actor.n_step=3"])
+    batch = demo_source(config).build().next(400)
+    shape = task_shape(config.env)
+    mask_s = unpack_mask(torch.from_numpy(batch[spec.MASK_S]), shape.vocab_size).numpy()
+    rows = np.arange(len(mask_s))
+    assert mask_s[rows, batch[spec.ACTION]].all()  # the oracle's token is legal where it was played
+    assert (mask_s.sum(axis=1) < shape.vocab_size - 1).all()  # a dictionary keyboard, not all-legal
+    # with n = 1 a transition's s is the s' of the previous step's transition, whose mask_next the env gave
+    config = load_config(None, [*WORDLE, "learner.demo_batch_size=32", "actor.n_step=1"])
+    batch = demo_source(config).build().next(DEMO_POOL)
+    mask_s, mask_next = batch[spec.MASK_S], batch[spec.MASK_NEXT]
+    after = {batch[spec.TOKENS][i, : batch[spec.LEN_NEXT][i]].tobytes(): i for i in range(DEMO_POOL)}
+    matched = 0
+    for i in range(DEMO_POOL):
+        j = after.get(batch[spec.TOKENS][i, : batch[spec.LEN_S][i]].tobytes())
+        if j is not None:
+            np.testing.assert_array_equal(mask_s[i], mask_next[j])
+            matched += 1
+    assert matched > 100
+
+
+def test_the_legal_only_margin_ignores_tokens_the_task_masks():
+    config = load_config(None, [*WORDLE, "learner.demo_batch_size=32"])
+    demo = demo_source(config).build().next(32)
+    legal_only = _learner(config)
+    whole = _learner(load_config(None, [*WORDLE, "learner.demo_batch_size=32", "learner.demo_legal_only=false"]))
+    # an illegal token far ahead of every legal one: a rival for the published margin only
+    vocab = task_shape(config.env).vocab_size
+    mask_s = unpack_mask(torch.from_numpy(demo[spec.MASK_S]), vocab)
+    illegal = int(torch.nonzero(~mask_s[0, 1:])[0, 0]) + 1
+    for learner in (legal_only, whole):
+        with torch.no_grad():
+            learner.online.head.value.bias.fill_(0.0)
+            learner.online.head.advantage.bias[illegal] = 100.0
+    legal_metrics = legal_only.demo_loss(demo)[1]
+    whole_metrics = whole.demo_loss(demo)[1]
+    assert whole_metrics["demo_margin_loss"].item() > 50  # the illegal token leads by ~100
+    assert legal_metrics["demo_margin_loss"].item() < 10
+    assert whole_metrics["demo_accuracy"].item() == 0.0
 
 
 def test_demonstrations_are_off_by_default_and_need_an_oracle():

@@ -160,3 +160,41 @@ def test_dtypes_match_spec_and_mask_is_packed():
 def test_drain_empty_has_spec_layout():
     fields, prio_ = NStepAssembler(2, 3, 0.9, vocab_size=300, max_len=L).drain()
     assert fields[spec.TOKENS].shape == (0, L) and fields[spec.TOKENS].dtype == np.uint16 and prio_.shape == (0,)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_with_mask_s_each_transition_carries_the_mask_it_was_taken_under(n):
+    b_count, vocab, steps = 3, 100, 7
+    asm = NStepAssembler(b_count, n, 0.9, vocab_size=vocab, max_len=L, with_mask_s=True)
+    tokens = np.full((b_count, L), 7, np.int32)
+    for k in range(steps):
+        actions = np.array([10 * b + k + 1 for b in range(b_count)])
+        mask_s = np.zeros((b_count, vocab), bool)
+        mask_s[np.arange(b_count), actions] = True  # step k's mask names step k's action only
+        mask_s[:, 50 + k] = True
+        tokens[:, 2 + k] = actions
+        done = np.array([1], np.int64) if k == 4 else np.zeros(0, np.int64)  # slot 1 terminates at step 4
+        info = StepInfo(done, tokens[done].copy(), np.full(done.size, 3 + k, np.int32), np.zeros(done.size, np.float32))
+        obs = Obs(tokens.copy(), np.full(b_count, 3 + k, np.int32), None)
+        zeros = np.zeros(b_count, np.float32)
+        asm.add(
+            np.full(b_count, 2 + k),
+            actions,
+            zeros,
+            zeros,
+            np.isin(np.arange(b_count), done),
+            obs,
+            info,
+            zeros,
+            mask_s=mask_s,
+        )
+    fields, _ = asm.drain()
+    assert fields[spec.MASK_S].shape == (len(fields[spec.ACTION]), (vocab + 7) // 8)
+    unpacked = np.unpackbits(fields[spec.MASK_S], axis=-1, bitorder="little")[:, :vocab].astype(bool)
+    for row, action in zip(unpacked, fields[spec.ACTION], strict=True):
+        k = (int(action) - 1) % 10
+        assert set(np.flatnonzero(row)) == {int(action), 50 + k}
+    with pytest.raises(ValueError, match="needs mask_s"):
+        asm.add(np.full(b_count, 2), actions, zeros, zeros, np.zeros(b_count, bool), obs, info, zeros)
+    empty, _ = NStepAssembler(2, 3, 0.9, vocab_size=vocab, max_len=L, with_mask_s=True).drain()
+    assert empty[spec.MASK_S].shape == (0, (vocab + 7) // 8)
