@@ -45,8 +45,9 @@ def test_reverse_easy_learns_with_the_defaults_distributed(ray_cluster, tmp_path
         ("copy_medium", 0.9, 600),
         ("reverse_medium", 0.9, 600),
         ("sort_medium", 0.9, 600),
-        # with the oracle's demonstrations; 0.98 at 600 s and 0.99 at 648 s (README), so the test asks 0.95 of it
-        ("arithmetic_medium", 0.95, 900),
+        # with the oracle's demonstrations: 0.99 at 433 s on seed 0, while 2 of 5 seeds stay below it in 600 s
+        # (best 0.94, 0.985; README), so the test asks 0.98 of seed 0
+        ("arithmetic_medium", 0.98, 900),
     ],
 )
 def test_medium_level_learns_distributed(config_name, target, budget, ray_cluster, tmp_path):
