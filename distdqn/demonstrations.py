@@ -14,11 +14,11 @@ Differences from the paper, on purpose: the oracle is an unlimited source, so de
 rather than kept in the replay with a priority bonus; the margin's max over actions is soft by default
 (`learner.demo_temperature`); and for a task with action masks each transition also carries the mask of its s
 (`spec.MASK_S`), so the margin compares the oracle's token with the legal tokens only (`learner.demo_legal_only`).
-README "Deviations" has the measurements. The held-out split is never played, so
-held-out success still measures generalisation. Only the learner sees demonstrations: actors explore as before,
-and the episodes, env steps and success they report are their own. `demo_source` returns None when demonstrations are off and
-raises `ConfigError` for a task without an oracle. The stream is not part of a checkpoint: a resumed run keeps its
-update count (so pre-training is not repeated) and plays its demonstrations afresh from the seed.
+README "Deviations" has the measurements. The held-out split is never played, so held-out success still measures
+generalisation. Only the learner sees demonstrations: actors explore as before, and the episodes, env steps and
+success they report are their own. `demo_source` returns None when demonstrations are off and raises `ConfigError`
+for a task without an oracle. The stream is not part of a checkpoint: a resumed run keeps its update count (so
+pre-training is not repeated) and plays its demonstrations afresh from the seed.
 """
 
 from __future__ import annotations
