@@ -70,7 +70,7 @@ class NStepAssembler:
         self.disc = np.ones((num_envs, n), dtype=np.float32)
         self.valid = np.zeros((num_envs, n), dtype=bool)
         self.with_mask_s = with_mask_s
-        self.mask_s = np.zeros((num_envs, n, (vocab_size + 7) // 8) if with_mask_s else (0, n, 0), dtype=np.uint8)
+        self.mask_s = np.zeros((num_envs, n, (vocab_size + 7) // 8), np.uint8) if with_mask_s else None  # packed
         self._parts: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
 
     def clear(self) -> None:
