@@ -108,7 +108,8 @@ class LocalCluster:
         directory: str | Path | None = None,
         env: dict[str, str] | None = None,
         dashboard_port: int | None = None,
-        start_timeout_s: float = 90.0,
+        start_timeout_s: float = 180.0,
+        start_attempts: int = 2,
     ):
         self.num_nodes = workers + 1
         cpus = num_cpus if isinstance(num_cpus, list) else [num_cpus] * self.num_nodes
@@ -121,6 +122,7 @@ class LocalCluster:
         self.extra_env = dict(env or {})
         self.dashboard_port = dashboard_port
         self.start_timeout_s = start_timeout_s
+        self.start_attempts = start_attempts
         self.state: ClusterState | None = None
 
     # ---- the environment every node and client of this cluster shares ----------------------------------------
@@ -153,6 +155,19 @@ class LocalCluster:
 
     # ---- start / stop ----------------------------------------------------------------------------------------
     def start(self) -> LocalCluster:
+        """Start the nodes and wait until all are alive. A start whose nodes are not all alive in time is stopped and
+        tried again on fresh ports (a port picked free can be taken before Ray binds it), up to `start_attempts`."""
+        for attempt in range(1, self.start_attempts + 1):
+            try:
+                return self._start_once()
+            except TimeoutError as e:
+                if attempt == self.start_attempts:
+                    self.stop()
+                    raise
+                print(f"local cluster: start {attempt} of {self.start_attempts} failed, retrying: {e}", file=sys.stderr)
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> LocalCluster:
         (self.directory / "home").mkdir(parents=True, exist_ok=True)
         cluster_id = uuid.uuid4().hex[:12]
         env = self.env | self.extra_env | {MARKER: cluster_id}
@@ -180,6 +195,10 @@ class LocalCluster:
             for i in range(1, self.num_nodes):
                 self._start_node(f"worker{i}", [f"--address={self.state.address}"], env, i)
             self._wait_for_nodes(env)
+        except TimeoutError:
+            stop_cluster(self.state)  # the directory stays: a retry reuses it, stop() removes it
+            self.state = None
+            raise
         except BaseException:
             self.stop()
             raise
@@ -217,28 +236,57 @@ class LocalCluster:
         self.state.node_names.append(name)
 
     def _wait_for_nodes(self, env: dict[str, str]) -> None:
-        """Until the GCS reports every node alive (a node whose `ray start` fails is reported with its log)."""
+        """Until the GCS reports every node alive. A node whose `ray start` exits is reported at once with its log;
+        a timeout names how many nodes were alive and ends with each node's log."""
         assert self.state
-        # one client polls (a connection per poll costs seconds on a busy machine)
+        # one client polls (a connection per poll costs seconds on a busy machine) and prints the alive count
         probe = (
             "import sys, time, ray\n"
             f"ray.init(address={self.state.address!r}, logging_level='ERROR', log_to_driver=False)\n"
-            f"deadline = time.monotonic() + {self.start_timeout_s}\n"
-            f"while sum(n['Alive'] for n in ray.nodes()) < {self.num_nodes}:\n"
-            "    if time.monotonic() > deadline: sys.exit(3)\n"
+            "alive = -1\n"
+            f"while alive < {self.num_nodes}:\n"
+            "    now = sum(n['Alive'] for n in ray.nodes())\n"
+            "    if now != alive: alive = now; print(alive, flush=True)\n"
             "    time.sleep(0.5)\n"
         )
         deadline = time.monotonic() + self.start_timeout_s
+        alive = "unknown (the probe had not connected to the head)"
         while True:
-            self._check_nodes_running()
-            out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-            if out.returncode == 0:
+            with tempfile.TemporaryFile("w+") as out:
+                client = subprocess.Popen([sys.executable, "-c", probe], env=env, stdout=out, stderr=subprocess.STDOUT)
+                try:
+                    while client.poll() is None and time.monotonic() < deadline:
+                        self._check_nodes_running()
+                        time.sleep(0.5)
+                finally:
+                    if client.poll() is None:
+                        client.kill()
+                    client.wait()
+                out.seek(0)
+                printed = out.read()
+            counts = [line for line in printed.split() if line.isdigit()]
+            if counts:
+                alive = counts[-1]
+            if client.returncode == 0:
                 return
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
+                self._check_nodes_running()
                 raise TimeoutError(
-                    f"{self.num_nodes} nodes not alive within {self.start_timeout_s:g}s: {out.stderr[-2000:]}"
+                    f"{self.num_nodes} nodes not alive within {self.start_timeout_s:g}s (alive: {alive}); "
+                    f"the last probe printed: {printed[-1000:]!r}\n{self._logs_tail()}"
                 )
-            time.sleep(1.0)  # the head's GCS was not up yet
+            time.sleep(1.0)  # the head's GCS was not up yet: the probe could not connect
+
+    def _logs_tail(self, chars: int = 1500) -> str:
+        """The end of each node's `ray start` log and of the raylet logs under the cluster's directory."""
+        assert self.state
+        files = [self.directory / f"{name}.log" for name in self.state.node_names]
+        files += sorted((self.directory / "ray").glob("session_*/logs/raylet*.out"))
+        parts = []
+        for path in files:
+            if path.is_file():
+                parts.append(f"--- {path} ---\n{path.read_text(errors='replace')[-chars:]}")
+        return "\n".join(parts)
 
     def _check_nodes_running(self) -> None:
         assert self.state

@@ -194,3 +194,24 @@ def test_losing_a_node_moves_its_workers_to_the_rest(cluster, tmp_path):
         assert proc.returncode == 0, output[-4000:]
     finally:
         proc.kill()
+
+
+def test_a_cluster_not_up_in_time_is_retried_then_named_with_its_logs(tmp_path, capfd):
+    """A start whose nodes are not all alive in time is stopped and tried again; the last failure says how many
+    nodes were alive and ends with the nodes' logs, and nothing of either try is left running or on disk."""
+    c = local_cluster.LocalCluster(workers=1, num_cpus=1, start_timeout_s=0.1, start_attempts=2)
+    ids = []
+    stop_cluster = local_cluster.stop_cluster
+
+    def recording_stop(state, *args):
+        ids.append(state.cluster_id)
+        stop_cluster(state, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(local_cluster, "stop_cluster", recording_stop)
+        with pytest.raises(TimeoutError, match=r"2 nodes not alive within 0.1s \(alive: .*\)[\s\S]*head\.log"):
+            c.start()
+    assert len(set(ids)) == 2, f"expected two tries, each stopped: {ids}"
+    assert "start 1 of 2 failed, retrying" in capfd.readouterr().err
+    assert all(local_cluster.marked_pids(i) == [] for i in ids)
+    assert not c.directory.exists()
