@@ -52,6 +52,9 @@ WORD_LEN = 5
 _LETTER0 = 2  # id of "a"
 _GRAY0 = _LETTER0 + 26  # ids of gray, yellow, green = _GRAY0 + feedback code 0, 1, 2
 _INVALID_ID = _GRAY0 + 3
+# feedback "letters": one token per (letter, mark), after the base vocabulary: id _MARKED0 + 3 * letter + mark
+MARKED_TOKENS = [f"{letter}{mark}" for letter in LETTERS for mark in (GRAY, YELLOW, GREEN)]
+_MARKED0 = len(VOCAB_TOKENS)
 _POW27 = 27 ** np.arange(WORD_LEN - 1, -1, -1, dtype=np.int64)
 _EARLIER = np.tril(np.ones((WORD_LEN, WORD_LEN), dtype=bool), k=-1)  # [i, j]: j < i
 _SALT = 3
@@ -98,6 +101,10 @@ class Options:
     action_mask: bool = False  # publish the letters that keep the guess a prefix of a word in the list
     solver: Literal["answers", "words"] = "answers"  # the oracle's candidates: the split's answers, or all words
     solver_choice: Literal["best", "random"] = "best"  # the most informative candidate, or any (varied games)
+    # how a scored guess's feedback is written: "marks", one mark token per place (`G`, `Y`, `_`); or "letters",
+    # one token per place naming the letter and its mark (`aG`, `rY`, `e_`: 78 more tokens), so a network reads
+    # each constraint from one token instead of pairing a mark with the letter five tokens before it
+    feedback: Literal["marks", "letters"] = "marks"
 
     def __post_init__(self):
         total = len(load_words())
@@ -159,9 +166,10 @@ class WordleEnv(TextEnv):
         self.options = options
         self.answers = split_answers(options, split)
         self._valid_codes = np.sort(word_codes(load_words()))
+        tokens = VOCAB_TOKENS + (MARKED_TOKENS if options.feedback == "letters" else [])
         super().__init__(
             num_envs,
-            Vocab(VOCAB_TOKENS),
+            Vocab(tokens),
             max_len=1 + 2 * WORD_LEN * options.max_guesses,
             max_steps=WORD_LEN * options.max_guesses,
             seed=seed,
@@ -204,7 +212,9 @@ class WordleEnv(TextEnv):
             guess = self.tokens[idx[:, None], self.length[idx, None] - WORD_LEN + np.arange(WORD_LEN)] - _LETTER0
             solved = (guess == self.answer[idx]).all(axis=1)
             valid = self.is_word(guess) if o.valid_guesses == "words" else np.ones(len(idx), dtype=bool)
-            marks = np.where(valid[:, None], _GRAY0 + feedback(guess, self.answer[idx]), _INVALID_ID)
+            marks = feedback(guess, self.answer[idx]).astype(np.int64)
+            marks = _MARKED0 + 3 * guess + marks if o.feedback == "letters" else _GRAY0 + marks
+            marks = np.where(valid[:, None], marks, _INVALID_ID)
             self._append(idx, marks)
             reward[idx] = o.guess_reward + solved * o.solve_reward + ~valid * o.invalid_reward
             terminated[idx] = solved | (self.steps[idx] >= WORD_LEN * o.max_guesses)
@@ -242,10 +252,15 @@ class WordleEnv(TextEnv):
         """The solver's candidate words [k, 5] consistent with the feedback of every guess in `history`."""
         candidates = self._solver_words
         for row in history:
-            guess, marks = row[:WORD_LEN] - _LETTER0, row[WORD_LEN:] - _GRAY0
+            guess, marks = row[:WORD_LEN] - _LETTER0, _marks_of(row[WORD_LEN:])
             if (marks <= 2).all():  # skip wasted (invalid) guesses
                 candidates = candidates[(feedback(guess, candidates) == marks).all(axis=1)]
         return candidates
+
+
+def _marks_of(tokens: np.ndarray) -> np.ndarray:
+    """Mark codes (0 gray, 1 yellow, 2 green, 3 invalid) of feedback tokens in either `feedback` format."""
+    return np.where(tokens >= _MARKED0, (tokens - _MARKED0) % 3, tokens - _GRAY0)
 
 
 def _most_informative(candidates: np.ndarray) -> np.ndarray:

@@ -260,3 +260,39 @@ def test_the_random_solver_plays_varied_games_and_still_solves():
     env = make_env("wordle", num_envs=64, seed=0, difficulty="medium", solver="words", solver_choice="random")
     success, _ = rollout(env, env.oracle_actions, episodes=200)
     assert success.mean() > 0.97
+
+
+@pytest.mark.parametrize(
+    "valid_guesses, guess, shown",
+    [
+        ("words", "paper", "pY aY pG eY r_"),
+        ("words", "xqzvj", "? ? ? ? ?"),  # a wasted guess shows no letters either
+        ("any", "eerie", "e_ e_ r_ i_ eG"),  # the answer's one e is matched green: the earlier e's are gray
+    ],
+)
+def test_letter_feedback_names_each_letter_with_its_mark(valid_guesses, guess, shown):
+    """`feedback: letters` writes one token per place, the guess's letter with its mark, and nothing else changes:
+    the same rewards as the mark tokens, and the vocabulary grows by 26 x 3 tokens after the old ids."""
+    old, new = (
+        _env("apple", valid_guesses=valid_guesses),
+        _env("apple", valid_guesses=valid_guesses, feedback="letters"),
+    )
+    assert new.vocab_size == old.vocab_size + 78
+    assert all(new.vocab.id(t) == old.vocab.id(t) for t in old.vocab.tokens)
+    assert _type(new, guess) == _type(old, guess)
+    assert new.vocab.decode(new.tokens[0, new.length[0] - 5 : new.length[0]]) == shown
+
+
+@pytest.mark.parametrize("solver", ["answers", "words"])
+def test_the_oracle_plays_the_same_games_from_letter_feedback(solver):
+    """The solver reads the feedback back from the tokens: with letter tokens it narrows the candidates exactly as
+    with mark tokens, so the same seed plays the same guesses and solves every game."""
+    games = {}
+    for fb in ("marks", "letters"):
+        env = make_env("wordle", num_envs=16, seed=3, difficulty="medium", solver=solver, feedback=fb)
+        success, _ = rollout(env, env.oracle_actions, episodes=64)
+        guesses = env.tokens[:, 1:].reshape(16, -1, 10)[:, :, :5]
+        games[fb] = (success, guesses)
+    assert games["letters"][0].mean() == 1.0
+    assert np.array_equal(games["letters"][0], games["marks"][0])
+    assert np.array_equal(games["letters"][1], games["marks"][1])
