@@ -29,6 +29,10 @@ Three options give a learner something to go on at the medium and hard levels wi
   takes from it, distdqn/demonstrations.py) include words the training split never has as answers. With
   `solver_choice: random` it guesses any word consistent with the feedback so far instead of the most informative
   one: a deterministic solver plays only one game per training answer, which a network learns by heart.
+
+`feedback: letters` changes only how the feedback is written: one token per place naming the letter and its mark
+(`aG rY e_ ...`, 78 tokens after the base vocabulary) instead of the mark alone. A Transformer learns the medium
+level's demonstrations faster per update with it, a GRU slower (README, "Not reached"); off by default.
 """
 
 from __future__ import annotations
