@@ -27,8 +27,10 @@ and returns Q at its last position. The common case (every slot grew by exactly 
 step for the whole batch; slots that were reset or grew by several tokens (tasks appending feedback) go through one
 sub-batch sequence forward over just their new tokens (a freshly reset slot starts from the zero state at 0).
 
-The Transformer's actor path recomputes the whole current prefix (the "window" is the full `max_len`, so it is
-exact): O(B * L^2 * d) per step, fine for L <= ~64; actors default to the GRU. A KV cache is a later optimisation.
+The Transformer's actor path keeps a key/value cache per layer ([B, heads, max_len, dh], `KVCache`): `advance`
+runs only each slot's new tokens, as queries at their own positions against the cached keys of the slot's earlier
+tokens, so a step costs O(B * L * d) instead of recomputing the prefix's O(B * L^2 * d). A reset slot's cache is
+simply overwritten from position 0 (attention never reads past a query's own position).
 
 A third trunk, a pretrained Hugging Face causal LM (`network.trunk: hf`), lives in `distdqn/lm_network.py` behind
 the same interface; `build_network` picks it. Networks name the state-dict entries training changes
@@ -53,6 +55,9 @@ from distdqn.config import NetworkConfig
 from distdqn.copy_head import CopyHead
 
 PAD_ID = 0
+# Transformer actors: slots that grew by up to this many tokens go in one pass padded to the longest (cheaper than a
+# second pass); longer growths (a new long prompt) go as their own sub-batch (scripts/bench_decode.py)
+_PAD_SPAN = 8
 
 
 def mask_q(q: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -73,12 +78,26 @@ def unpack_mask(packed: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 
 @dataclasses.dataclass
+class KVCache:
+    """The Transformer's keys and values of every slot's consumed tokens: per block, [B, heads, max_len, dh] each
+    (position p of slot b holds token p's key; positions at or past `consumed[b]` are stale and never attended)."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    def rows(self, rows: torch.Tensor) -> KVCache:
+        """A copy of some slots' caches (for `peek`, which must not change the state)."""
+        return KVCache([k[rows] for k in self.keys], [v[rows] for v in self.values])
+
+
+@dataclasses.dataclass
 class ActorState:
-    """Incremental state of B slots: `consumed[b]` tokens of slot b are folded into `hidden` (GRU: [layers, B, H];
-    None for the Transformer, which recomputes)."""
+    """Incremental state of B slots: `consumed[b]` tokens of slot b are folded into `hidden` (GRU: [layers, B, H])
+    or `cache` (Transformer); the other one is None."""
 
     consumed: np.ndarray
     hidden: torch.Tensor | None
+    cache: KVCache | None = None
 
 
 class DuelingHead(nn.Module):
@@ -236,6 +255,41 @@ class TransformerTrunk(nn.Module):
             x = block(x, rotary)
         return self.norm(self.blocks[-1](x, rotary, positions))
 
+    def empty_cache(self, batch: int) -> KVCache:
+        block = self.blocks[0]
+        dh = self.embed.embedding_dim // block.num_heads
+        shape = (batch, block.num_heads, self.max_len, dh)
+        return KVCache([torch.zeros(shape) for _ in self.blocks], [torch.zeros(shape) for _ in self.blocks])
+
+    def extend(
+        self,
+        cache: KVCache,
+        slots: torch.Tensor | None,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        valid: torch.Tensor,
+    ) -> torch.Tensor:
+        """Run new tokens against the cache: tokens [k, T] of the cache's rows `slots` [k] (None: all of them, in
+        order) at `positions` [k, T] (each row's next positions), `valid` [k, T] bool (False pads a row with fewer
+        new tokens; those never reach the cache). Writes their keys and values into `cache` (in place) and returns
+        the features [k, T, H] of every new position."""
+        if int(positions.max()) >= self.max_len:
+            raise ValueError(f"sequence length {int(positions.max()) + 1} exceeds the network's max_len {self.max_len}")
+        x = _embed(self, tokens)
+        if self.pos is not None:
+            x = x + self.pos(positions)
+        rotary = (self.rotary_cos[positions], self.rotary_sin[positions]) if self.rotary else None  # [k, T, dh/2]
+        rows, cols = valid.nonzero(as_tuple=True)
+        # key position j is visible from query position p iff j <= p (the slot's earlier tokens and the new ones);
+        # keys past the furthest query are never visible, so attention reads only the first `width`
+        width = int(positions.max()) + 1
+        visible = torch.arange(width) <= positions[:, None, :, None]  # [k, 1, T, width]
+        at = positions[rows, cols]
+        slot = rows if slots is None else slots[rows]
+        for block, keys, values in zip(self.blocks, cache.keys, cache.values, strict=True):
+            x = block.extend(x, keys, values, slots, (slot, rows, cols, at), visible, rotary)
+        return self.norm(x)
+
 
 class _Block(nn.Module):
     def __init__(self, dim: int, num_heads: int):
@@ -266,6 +320,26 @@ class _Block(nn.Module):
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=causal)
             x = x.gather(1, positions.unsqueeze(-1).expand(-1, -1, d))  # [B, K, H]
         x = x + self.proj(att.transpose(1, 2).reshape(b, -1, d))  # T or K query positions
+        return x + self.mlp(self.ln2(x))
+
+    def extend(self, x, keys, values, slots, where, visible, rotary) -> torch.Tensor:
+        """New positions only (`TransformerTrunk.extend`): x [k, T, H] -> [k, T, H]. The valid entries' keys and
+        values go into `keys`/`values` [B, heads, max_len, dh]: `where` = (cache row, x row, x column, position)."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        if rotary is not None:
+            cos, sin = (r.unsqueeze(1) for r in rotary)  # [k, 1, T, dh/2]: one angle per row and position
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        slot, rows, cols, at = where
+        keys[slot, :, at] = k[rows, :, cols]
+        values[slot, :, at] = v[rows, :, cols]
+        width = visible.shape[-1]
+        if slots is None:
+            keys, values = keys[:, :, :width], values[:, :, :width]
+        else:
+            keys, values = keys[slots, :, :width], values[slots, :, :width]
+        att = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible)  # [k, heads, T, dh]
+        x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
         return x + self.mlp(self.ln2(x))
 
 
@@ -349,10 +423,10 @@ class QNetwork(nn.Module):
 
     # ---- actor side -----------------------------------------------------------------------------------------
     def initial_state(self, batch: int) -> ActorState:
-        hidden = None
+        consumed = np.zeros(batch, dtype=np.int64)
         if self.recurrent:
-            hidden = torch.zeros(len(self.trunk.layers), batch, self.trunk.hidden_dim)
-        return ActorState(consumed=np.zeros(batch, dtype=np.int64), hidden=hidden)
+            return ActorState(consumed, torch.zeros(len(self.trunk.layers), batch, self.trunk.hidden_dim))
+        return ActorState(consumed, None, self.trunk.empty_cache(batch))
 
     def advance(
         self, state: ActorState, tokens: np.ndarray, length: np.ndarray, reset: np.ndarray | None = None
@@ -377,19 +451,40 @@ class QNetwork(nn.Module):
             state.hidden = self._fold(state.hidden, consumed, tokens, length)
             q = self._q_last(state.hidden[-1], tokens, length)
         else:
-            q = self._recompute_last(tokens, length)
+            q = self._q_last(self._extend(state.cache, consumed, tokens, length), tokens, length)
         consumed[:] = length
         return state, q
 
-    def _recompute_last(self, tokens: np.ndarray, length: np.ndarray) -> torch.Tensor:
-        return self.q_at(*_last_position_rows(tokens, length))[:, 0]
+    def _extend(self, cache: KVCache, start: np.ndarray, tokens: np.ndarray, end: np.ndarray) -> torch.Tensor:
+        """Transformer: run tokens[b, start[b]:end[b]] against the cache (updated in place); features at end-1 [k, H].
+        As in `_fold`, slots that grew by one token go together and the others (a new prompt, appended feedback) as
+        a sub-batch, so one long prompt does not pad every slot's step to its length."""
+        span = end - start
+        if span.max() <= _PAD_SPAN or (span == 1).all() or (span > 1).all():
+            return self._extend_rows(cache, None, start, tokens, end)
+        feats = torch.empty(len(end), self.trunk.embed.embedding_dim)
+        for rows in (np.flatnonzero(span == 1), np.flatnonzero(span > 1)):
+            i = torch.from_numpy(rows)
+            feats[i] = self._extend_rows(cache, i, start[rows], tokens[rows], end[rows])
+        return feats
+
+    def _extend_rows(
+        self, cache: KVCache, slots: torch.Tensor | None, start: np.ndarray, tokens: np.ndarray, end: np.ndarray
+    ) -> torch.Tensor:
+        span = end - start
+        t = int(span.max())
+        valid = np.arange(t) < span[:, None]  # [k, T]; past a row's end: padding, which repeats its last token
+        cols = np.where(valid, start[:, None] + np.arange(t), end[:, None] - 1)
+        chunk = torch.from_numpy(np.take_along_axis(tokens, cols, axis=1).astype(np.int64))
+        feats = self.trunk.extend(cache, slots, chunk, torch.from_numpy(cols), torch.from_numpy(valid))
+        return feats[torch.arange(len(end)), torch.from_numpy(span - 1)]
 
     def peek(self, state: ActorState, rows: np.ndarray, tokens: np.ndarray, length: np.ndarray) -> torch.Tensor:
         """Q at position length-1 of `tokens` [k, L] for slots `rows`, continuing from their current state without
         changing it: [k, V]. The actor uses it for the final observation of a truncated episode before the reset."""
-        if not self.recurrent:
-            return self._recompute_last(tokens, length)
         i = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        if not self.recurrent:
+            return self._q_last(self._extend(state.cache.rows(i), state.consumed[rows], tokens, length), tokens, length)
         hidden = self._fold(state.hidden[:, i], state.consumed[rows], tokens, length)
         return self._q_last(hidden[-1], tokens, length)
 

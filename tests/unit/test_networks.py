@@ -12,13 +12,16 @@ torch.set_num_threads(1)
 TRUNKS = [  # the default copy head is on; one variant without it keeps the plain head's paths covered
     NetworkConfig(trunk="gru", embed_dim=16, hidden_dim=24, num_layers=2),
     NetworkConfig(trunk="transformer", hidden_dim=24, num_layers=2, num_heads=4),
+    NetworkConfig(trunk="transformer", hidden_dim=24, num_layers=2, num_heads=4, positions="rotary"),
+    NetworkConfig(trunk="transformer", hidden_dim=24, num_layers=2, num_heads=4, positions="none", copy_head=False),
     NetworkConfig(trunk="gru", embed_dim=16, hidden_dim=24, num_layers=1, copy_head=False),
     NetworkConfig(trunk="gru", embed_dim=16, hidden_dim=24, num_layers=1, align_head=True, align_dim=8),
 ]
 
 
 def _cfg_id(cfg: NetworkConfig) -> str:
-    return cfg.trunk + ("" if cfg.copy_head else "-nocopy") + ("-align" if cfg.align_head else "")
+    positions = f"-{cfg.positions}" if cfg.trunk == "transformer" else ""
+    return cfg.trunk + positions + ("" if cfg.copy_head else "-nocopy") + ("-align" if cfg.align_head else "")
 
 
 def _net(cfg, vocab=10, max_len=12, seed=0):
@@ -35,8 +38,10 @@ def test_advance_matches_q_all_through_resets_and_multi_token_steps(cfg, task):
     check_advance_matches_q_all(lambda env: _net(cfg, env.vocab_size, env.max_len), task)
 
 
-def test_gru_mixed_batch_of_one_and_many_token_advances():
-    cfg = TRUNKS[0]
+@pytest.mark.parametrize("cfg", TRUNKS[:3], ids=_cfg_id)
+def test_mixed_batch_of_one_and_many_token_advances(cfg):
+    """Slots that grew by one token and slots that grew by several go through separate sub-batches (the GRU's
+    cell step and sequence forward; the Transformer's cache rows): each gets the Q of its own last position."""
     net = _net(cfg, vocab=10, max_len=12)
     tokens = np.random.default_rng(0).integers(1, 10, size=(4, 12)).astype(np.int32)
     with torch.no_grad():
@@ -126,9 +131,34 @@ def test_peek_reads_a_longer_sequence_without_changing_the_state(cfg):
     with torch.no_grad():
         state, _ = net.advance(net.initial_state(3), tokens, np.array([2, 3, 4]), np.ones(3, bool))
         hidden = None if state.hidden is None else state.hidden.clone()
+        cache = None if state.cache is None else [t.clone() for t in state.cache.keys + state.cache.values]
         q = net.peek(state, np.array([2, 0]), tokens[[2, 0]], np.array([5, 6]))  # +1 and +4 tokens
         full = net.q_all(torch.from_numpy(tokens).long())
         torch.testing.assert_close(q, full[torch.tensor([2, 0]), torch.tensor([4, 5])], atol=1e-5, rtol=1e-5)
         assert state.consumed.tolist() == [2, 3, 4]
         if hidden is not None:
             assert torch.equal(state.hidden, hidden)
+        if cache is not None:
+            assert all(torch.equal(a, b) for a, b in zip(state.cache.keys + state.cache.values, cache, strict=True))
+
+
+def test_transformer_cache_holds_each_slots_keys_and_a_reset_slot_starts_over():
+    """The cache is the actor's whole memory of a slot: after a slot is reset and refilled with another prompt, its
+    Q-values are those of the new prefix alone (stale keys past the new length are never attended), and a slot that
+    was not reset keeps its own."""
+    net = _net(TRUNKS[1], vocab=10, max_len=12)
+    rng = np.random.default_rng(2)
+    first, second = (rng.integers(1, 10, size=(2, 12)).astype(np.int32) for _ in range(2))
+    with torch.no_grad():
+        state, _ = net.advance(net.initial_state(2), first, np.array([9, 9]), np.ones(2, bool))
+        mixed = np.stack([second[0], first[1]])  # slot 0: a new, shorter episode; slot 1 goes on
+        state, q = net.advance(state, mixed, np.array([3, 10]), np.array([True, False]))
+        want = net.q_all(torch.from_numpy(mixed).long())[torch.arange(2), torch.tensor([2, 9])]
+        torch.testing.assert_close(q, want, atol=1e-5, rtol=1e-5)
+
+
+def test_transformer_advance_past_max_len_is_named():
+    net = _net(TRUNKS[1], vocab=10, max_len=6)
+    tokens = np.ones((1, 8), dtype=np.int32)
+    with torch.no_grad(), pytest.raises(ValueError, match="exceeds the network's max_len 6"):
+        net.advance(net.initial_state(1), tokens, np.array([8]), np.ones(1, bool))
