@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show-config", help="print the resolved config (defaults <- YAML <- overrides)")
     _add_config_args(s)
 
-    sub.add_parser("tasks", help="list the built-in tasks")
+    t = sub.add_parser("tasks", help="list the built-in tasks, or describe one (its rules, options and presets)")
+    t.add_argument("name", nargs="?", help="a built-in task: print its description, options and difficulty presets")
 
     pt = sub.add_parser("pretrain", help="supervised warm-start: train a small causal LM, write a Hugging Face dir")
     source = pt.add_mutually_exclusive_group(required=True)
@@ -319,19 +320,54 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if rows and all("error" not in row for row in rows) else 1
 
 
-def cmd_tasks() -> int:
-    from distdqn.envs.registry import BUILTIN_TASKS, DIFFICULTIES, make_env
+def cmd_tasks(name: str | None) -> int:
+    import importlib
 
-    for name in BUILTIN_TASKS:
-        env = make_env(name, num_envs=1)
-        doc = (sys.modules[type(env).__module__].__doc__ or "").strip().splitlines()
-        sizes = ", ".join(
-            f"{level} V={e.vocab_size} L={e.max_len}"
-            for level in DIFFICULTIES
-            for e in [make_env(name, num_envs=1, difficulty=level)]
-        )
+    from distdqn.envs.registry import BUILTIN_TASKS, DIFFICULTIES, TOKENIZER_TASKS, make_env
+    from distdqn.typed import suggest
+
+    if name is not None:
+        if name not in BUILTIN_TASKS:
+            raise ValueError(f"no built-in task {name!r}{suggest(name, BUILTIN_TASKS)}; `distdqn tasks` lists them")
+        print(_describe_task(importlib.import_module(BUILTIN_TASKS[name]), DIFFICULTIES))
+        return 0
+    for name, module in BUILTIN_TASKS.items():
+        doc = (importlib.import_module(module).__doc__ or "").strip().splitlines()
+        if name in TOKENIZER_TASKS:
+            sizes = "over text: runs in a tokenizer's id space (env.tokenizer, or network.pretrained with trunk hf)"
+        else:
+            sizes = ", ".join(
+                f"{level} V={e.vocab_size} L={e.max_len}"
+                for level in DIFFICULTIES
+                for e in [make_env(name, num_envs=1, difficulty=level)]
+            )
         print(f"{name:14s} {doc[0] if doc else ''}\n{'':14s} {sizes}")
+    print("\none task's rules, options (env.options.KEY) and presets: distdqn tasks NAME")
     return 0
+
+
+def _describe_task(module, difficulties) -> str:
+    """A built-in task module's docstring, its `Options` fields as written (defaults and comments), and `PRESETS`."""
+    import ast
+    import inspect
+    import textwrap
+
+    parts = [(module.__doc__ or "").strip()]
+    options, presets = getattr(module, "Options", None), getattr(module, "PRESETS", None)
+    if options is None or presets is None:
+        return "\n".join([*parts, f"options: see {module.__file__}"])
+    source = textwrap.dedent(inspect.getsource(options))
+    fields = [n for n in ast.parse(source).body[0].body if isinstance(n, ast.AnnAssign)]
+    lines = source.splitlines()
+    start = fields[0].lineno - 1
+    while lines[start - 1].strip().startswith("#"):  # the first field's comment lines above it
+        start -= 1
+    parts.append("\noptions (env.options.KEY): the defaults below, then the difficulty's preset, then your config")
+    body = textwrap.dedent("\n".join(line for line in lines[start : fields[-1].end_lineno] if line.strip()))
+    parts.append(textwrap.indent(body, "  "))
+    parts.append("\npresets (env.difficulty):")
+    parts += [f"  {level:7s} " + " ".join(f"{k}={v}" for k, v in presets[level].items()) for level in difficulties]
+    return "\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             print(dump_yaml(resolve_config(args)), end="")
             return 0
         if args.command == "tasks":
-            return cmd_tasks()
+            return cmd_tasks(args.name)
         if args.command == "pretrain":
             return cmd_pretrain(args)
     except KeyboardInterrupt:  # a second stop signal (the first one stops the run after a final checkpoint)
