@@ -322,7 +322,16 @@ class _Block(nn.Module):
         x = x + self.proj(att.transpose(1, 2).reshape(b, -1, d))  # T or K query positions
         return x + self.mlp(self.ln2(x))
 
-    def extend(self, x, keys, values, slots, where, visible, rotary) -> torch.Tensor:
+    def extend(
+        self,
+        x: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        slots: torch.Tensor | None,
+        where: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+        visible: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> torch.Tensor:
         """New positions only (`TransformerTrunk.extend`): x [k, T, H] -> [k, T, H]. The valid entries' keys and
         values go into `keys`/`values` [B, heads, max_len, dh]: `where` = (cache row, x row, x column, position)."""
         b, t, d = x.shape
