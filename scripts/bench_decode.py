@@ -72,7 +72,7 @@ class Game:
             if self.check:
                 torch.testing.assert_close(q, q_full, atol=1e-4, rtol=1e-4)
             q = q_full
-        mask = None if obs.action_mask is None else torch.from_numpy(obs.action_mask)
+        mask = None if obs.action_mask is None else torch.from_numpy(obs.action_mask.copy())  # the env's, read-only
         self.obs, _, _, _, info = self.env.step(mask_q(q, mask).argmax(-1).numpy())
         self.reset = np.zeros(len(self.reset), dtype=bool)
         self.reset[info.done_idx] = True
