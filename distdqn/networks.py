@@ -466,10 +466,11 @@ class QNetwork(nn.Module):
 
     def _extend(self, cache: KVCache, start: np.ndarray, tokens: np.ndarray, end: np.ndarray) -> torch.Tensor:
         """Transformer: run tokens[b, start[b]:end[b]] against the cache (updated in place); features at end-1 [k, H].
-        As in `_fold`, slots that grew by one token go together and the others (a new prompt, appended feedback) as
-        a sub-batch, so one long prompt does not pad every slot's step to its length."""
+        One pass padded to the longest growth, unless some slot grew by more than `_PAD_SPAN` tokens (a new long
+        prompt) beside one-token growths: then, as in `_fold`, the two kinds go as separate sub-batches, so one long
+        prompt does not pad every slot's step to its length."""
         span = end - start
-        if span.max() <= _PAD_SPAN or (span == 1).all() or (span > 1).all():
+        if span.max() <= _PAD_SPAN or (span > 1).all():
             return self._extend_rows(cache, None, start, tokens, end)
         feats = torch.empty(len(end), self.trunk.embed.embedding_dim)
         for rows in (np.flatnonzero(span == 1), np.flatnonzero(span > 1)):
