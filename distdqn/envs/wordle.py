@@ -62,6 +62,7 @@ _MARKED0 = len(VOCAB_TOKENS)
 _POW27 = 27 ** np.arange(WORD_LEN - 1, -1, -1, dtype=np.int64)
 _EARLIER = np.tril(np.ones((WORD_LEN, WORD_LEN), dtype=bool), k=-1)  # [i, j]: j < i
 _SALT = 3
+_ORACLE_CACHE_SIZE = 100_000  # histories whose candidate words the oracle keeps (per env)
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,6 +89,27 @@ def feedback(guess: np.ndarray, answer: np.ndarray) -> np.ndarray:
     prior = ((guess[..., :, None] == guess[..., None, :]) & open_ & _EARLIER).sum(-1)  # earlier same letters
     yellow = ~green & (prior < avail)
     return np.where(green, 2, yellow).astype(np.int8)
+
+
+_POW3 = 3 ** np.arange(WORD_LEN, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=1)
+def feedback_table() -> np.ndarray:
+    """[N, N] uint8: the feedback of word g guessed against word w of the list as one code, sum_k 3^k * mark_k (the
+    oracle's lookup; built once per process, about a second)."""
+    words = load_words()
+    table = np.empty((len(words), len(words)), np.uint8)
+    for i in range(0, len(words), 32):
+        table[i : i + 32] = feedback(words[i : i + 32, None, :], words[None, :, :]).astype(np.int64) @ _POW3
+    table.setflags(write=False)
+    return table
+
+
+@functools.lru_cache(maxsize=1)
+def word_index() -> dict[int, int]:
+    """Each word's `word_codes` code -> its row in `load_words()`."""
+    return {code: i for i, code in enumerate(word_codes(load_words()).tolist())}
 
 
 @dataclasses.dataclass
@@ -184,7 +206,9 @@ class WordleEnv(TextEnv):
         self._oracle_cache: dict[bytes, np.ndarray] = {}  # history -> consistent candidates
         self._best_cache: dict[bytes, np.ndarray] = {}  # history -> the most informative of them
         self._oracle_rng = np.random.default_rng([seed, 0x5017E])  # solver_choice: random; apart from the prompts
-        self._solver_words = self.answers if options.solver == "answers" else load_words()
+        index = word_index()  # the solver's candidates as rows of the word list
+        solver_words = self.answers if options.solver == "answers" else load_words()
+        self._solver_index = np.array([index[c] for c in word_codes(solver_words).tolist()], np.int64)
         self.has_action_mask = options.action_mask
         self._trie = word_trie()
         self._sink = len(self._trie) - 1
@@ -241,9 +265,7 @@ class WordleEnv(TextEnv):
         for b in np.flatnonzero(pos == 0):
             history = self.tokens[b, 1 : self.length[b]].reshape(-1, 2 * WORD_LEN)
             key = history.tobytes()
-            if key not in self._oracle_cache:
-                self._oracle_cache[key] = self._consistent(history)
-            candidates = self._oracle_cache[key]
+            candidates = load_words()[self._consistent(history)]
             if self.options.solver_choice == "random":
                 self._oracle_word[b] = candidates[self._oracle_rng.integers(len(candidates))]
             else:
@@ -253,12 +275,26 @@ class WordleEnv(TextEnv):
         return _LETTER0 + self._oracle_word[self._all, pos]
 
     def _consistent(self, history: np.ndarray) -> np.ndarray:
-        """The solver's candidate words [k, 5] consistent with the feedback of every guess in `history`."""
-        candidates = self._solver_words
-        for row in history:
-            guess, marks = row[:WORD_LEN] - _LETTER0, _marks_of(row[WORD_LEN:])
+        """The solver's candidate words consistent with the feedback of every guess in `history` [g, 10], as rows
+        of `load_words()`: those of history[:-1] (cached per history, so a game filters only by its newest guess)
+        that give the last guess's marks."""
+        if len(history) == 0:
+            return self._solver_index
+        key = history.tobytes()
+        candidates = self._oracle_cache.get(key)
+        if candidates is None:
+            candidates = self._consistent(history[:-1])
+            guess, marks = history[-1, :WORD_LEN] - _LETTER0, _marks_of(history[-1, WORD_LEN:])
             if (marks <= 2).all():  # skip wasted (invalid) guesses
-                candidates = candidates[(feedback(guess, candidates) == marks).all(axis=1)]
+                row = word_index().get(int(word_codes(guess)))
+                if row is None:  # not a word of the list (valid_guesses: any)
+                    keep = (feedback(guess, load_words()[candidates]) == marks).all(axis=1)
+                else:
+                    keep = feedback_table()[row, candidates] == int(marks @ _POW3)
+                candidates = candidates[keep]
+            if len(self._oracle_cache) >= _ORACLE_CACHE_SIZE:  # random play seldom repeats a history: start over
+                self._oracle_cache.clear()
+            self._oracle_cache[key] = candidates
         return candidates
 
 

@@ -5,7 +5,7 @@ import pytest
 from env_checks import rollout
 
 from distdqn.envs import make_env
-from distdqn.envs.wordle import Options, feedback, load_words, split_answers
+from distdqn.envs.wordle import Options, feedback, feedback_table, load_words, split_answers
 
 
 def letters(word: str) -> np.ndarray:
@@ -296,3 +296,38 @@ def test_the_oracle_plays_the_same_games_from_letter_feedback(solver):
     assert games["letters"][0].mean() == 1.0
     assert np.array_equal(games["letters"][0], games["marks"][0])
     assert np.array_equal(games["letters"][1], games["marks"][1])
+
+
+def test_the_oracles_feedback_table_is_the_feedback_of_every_pair():
+    words = load_words()
+    table = feedback_table()
+    assert table.shape == (len(words), len(words))
+    rng = np.random.default_rng(0)
+    g, w = rng.integers(0, len(words), 2000), rng.integers(0, len(words), 2000)
+    codes = feedback(words[g], words[w]).astype(np.int64) @ (3 ** np.arange(5))
+    np.testing.assert_array_equal(table[g, w], codes)
+    assert (np.diag(table) == 242).all()  # a word against itself: five greens, 2 * (1 + 3 + 9 + 27 + 81)
+
+
+@pytest.mark.parametrize("valid_guesses", ["any", "words"])
+def test_the_oracles_candidates_are_the_words_consistent_with_every_guess(valid_guesses):
+    """`_consistent` (table lookups, one guess at a time, cached per history) against filtering the word list by
+    every guess's feedback directly, over histories with guesses that are not words when any guess counts."""
+    env = make_env("wordle", num_envs=1, seed=0, difficulty="medium", solver="words", valid_guesses=valid_guesses)
+    words, rng = load_words(), np.random.default_rng(1)
+    letter0 = env.vocab.id("a")
+    for _ in range(30):
+        answer = words[rng.integers(len(words))]
+        guesses = [words[rng.integers(len(words))] if rng.random() < 0.7 else rng.integers(0, 26, 5) for _ in range(3)]
+        env.reset()
+        env.answer[0] = answer
+        for guess in guesses:
+            env.step(np.full(1, letter0) + guess[0])
+            for letter in guess[1:]:
+                env.step(np.full(1, letter0) + letter)
+        history = env.tokens[0, 1 : env.length[0]].reshape(-1, 10)
+        expected = np.ones(len(words), bool)
+        for guess in guesses:
+            if valid_guesses == "any" or env.is_word(guess[None])[0]:
+                expected &= (feedback(guess, words) == feedback(guess, answer)).all(axis=1)
+        np.testing.assert_array_equal(words[env._consistent(history)], words[expected])
