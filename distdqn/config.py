@@ -156,6 +156,10 @@ class LearnerConfig:
     # max). Arithmetic medium, pre-training alone, 3,500 updates: held-out 0.06 with T = 0, 0.45 with 0.1, 0.62 with
     # 0.3.
     demo_temperature: NonNegativeFloat = 0.3
+    # Demonstration batches of whole episodes: the pre-training batch (batch_size) and demo_batch_size count
+    # episodes, and every transition of an episode is read from one pass over its row (distdqn/demonstrations.py),
+    # so a batch costs about what as many single transitions do and carries an episode's worth of each
+    demo_episodes: bool = False
 
 
 Tracker = Literal["wandb", "mlflow"]  # experiment trackers that `run.trackers` may name

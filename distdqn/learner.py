@@ -176,10 +176,12 @@ class Learner:
         """`demo_td_weight` * TD loss (unweighted by priority) + `demo_margin_weight` * large-margin loss on
         demonstration transitions, and their metrics. Q(s, .) over the whole vocabulary with autograd: the margin
         compares every token with the oracle's, or only the legal ones where the task masks actions
-        (`demo_legal_only`, the batch's `mask_s`)."""
+        (`demo_legal_only`, the batch's `mask_s`). A batch of whole episodes (`spec.ROW`, `learner.demo_episodes`)
+        reads all of an episode's transitions from one pass over its row; each loss is a mean over transitions."""
         c = self.config
         tokens, len_s, len_next, action, ret, discount, _, mask = self._tensors(demo)
-        q_tm1, q_t_online, q_t_target = transition_q_values(self.online, self.target, tokens, len_s, len_next)
+        rows = self._to_device(demo[spec.ROW], torch.long) if spec.ROW in demo else None  # whole episodes
+        q_tm1, q_t_online, q_t_target = transition_q_values(self.online, self.target, tokens, len_s, len_next, rows)
         td = double_dqn_loss(q_tm1, action, ret, discount, q_t_online, q_t_target, None, mask, **self._loss_kw())
         if c.demo_legal_only and spec.MASK_S in demo:  # illegal tokens are never acted on: no rivals
             q_tm1 = mask_q(q_tm1, unpack_mask(self._to_device(demo[spec.MASK_S]), self.vocab_size))

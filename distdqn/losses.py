@@ -98,18 +98,38 @@ def td_loss(
 
 
 def transition_q_values(
-    online: QNetwork, target: QNetwork, tokens: torch.Tensor, len_s: torch.Tensor, len_next: torch.Tensor
+    online: QNetwork,
+    target: QNetwork,
+    tokens: torch.Tensor,
+    len_s: torch.Tensor,
+    len_next: torch.Tensor,
+    rows: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(q_tm1, q_t_online, q_t_target), each [B, V], from ONE online and ONE target forward over the shared row.
+    """(q_tm1, q_t_online, q_t_target), each [N, V], from ONE online and ONE target forward over the shared rows.
 
-    tokens [B, L] long (the row may be cropped to max(len_next)); len_s, len_next [B] long.
+    tokens [B, L] long (the rows may be cropped to max(len_next)); len_s, len_next [N] long. Without `rows`, N = B
+    and transition i is row i. With `rows` [N] long (non-decreasing: an episode's transitions together; the
+    `spec.ROW` layout of episode demonstrations) transition i reads row rows[i]: each row's forward serves all of
+    its transitions, at the positions len_s - 1 and len_next - 1 of every one.
     """
-    pos_s = (len_s.long() - 1)[:, None]  # [B, 1]
-    pos_next = (len_next.long() - 1)[:, None]  # [B, 1]
-    q_online = online.q_at(tokens, torch.cat([pos_s, pos_next], dim=1))  # [B, 2, V]
+    if rows is None:
+        pos_s = (len_s.long() - 1)[:, None]  # [B, 1]
+        pos_next = (len_next.long() - 1)[:, None]  # [B, 1]
+        q_online = online.q_at(tokens, torch.cat([pos_s, pos_next], dim=1))  # [B, 2, V]
+        with torch.no_grad():
+            q_t_target = target.q_at(tokens, pos_next)[:, 0]  # [B, V]
+        return q_online[:, 0], q_online[:, 1].detach(), q_t_target
+    rows = rows.long()
+    counts = torch.bincount(rows, minlength=tokens.shape[0])  # transitions per row
+    k = int(counts.max())
+    slot = torch.arange(rows.numel(), device=rows.device) - (torch.cumsum(counts, 0) - counts)[rows]  # within row
+    positions = torch.zeros(tokens.shape[0], 2 * k, dtype=torch.long, device=tokens.device)  # padding reads 0
+    positions[rows, slot] = len_s.long() - 1
+    positions[rows, k + slot] = len_next.long() - 1
+    q_online = online.q_at(tokens, positions)  # [B, 2k, V]
     with torch.no_grad():
-        q_t_target = target.q_at(tokens, pos_next)[:, 0]  # [B, V]
-    return q_online[:, 0], q_online[:, 1].detach(), q_t_target
+        q_t_target = target.q_at(tokens, positions[:, k:])[rows, slot]  # [N, V]
+    return q_online[rows, slot], q_online[rows, k + slot].detach(), q_t_target
 
 
 def transition_q_taken(

@@ -24,7 +24,8 @@ pending entry), clipped to the env's max_len. Observations may grow by several t
 only lengths are stored, so nothing changes. Emitted in the `spec.py` layout; `mask_next` (tasks with action
 masks) is packed with `np.packbits(..., bitorder="little")`; a flushed window has no next mask from the env, so
 it stores all-legal (it matters only for truncated windows). With `with_mask_s` (demonstrations) each transition
-also carries the packed mask of its own s_t (`mask_s`, given to `add`).
+also carries the packed mask of its own s_t (`mask_s`, given to `add`), and with `with_env_slot` the index of the
+slot it came from (`ENV_SLOT`, so a caller can group an episode's transitions).
 
 Initial priorities (Ape-X): |G + discount * max_a Q(s', a) - Q(s, a)| with the actor's own Q-values, where
 max_a Q(s', a) is `max_q_next` (the actor's acting forward on the new observation) for full windows and
@@ -40,6 +41,8 @@ import numpy as np
 from distdqn import spec
 from distdqn.envs.base import Obs, StepInfo
 
+ENV_SLOT = "env_slot"  # with `with_env_slot`: the slot (env index) a transition came from, int32
+
 
 class NStepAssembler:
     """Assembles n-step transitions for `num_envs` slots; `add` once per env step, `drain` to take the output."""
@@ -53,6 +56,7 @@ class NStepAssembler:
         max_len: int,
         with_mask: bool = False,
         with_mask_s: bool = False,
+        with_env_slot: bool = False,
     ):
         if n < 1:
             raise ValueError(f"n_step must be >= 1, got {n}")
@@ -69,7 +73,7 @@ class NStepAssembler:
         self.ret = np.zeros((num_envs, n), dtype=np.float32)
         self.disc = np.ones((num_envs, n), dtype=np.float32)
         self.valid = np.zeros((num_envs, n), dtype=bool)
-        self.with_mask_s = with_mask_s
+        self.with_mask_s, self.with_env_slot = with_mask_s, with_env_slot
         self.mask_s = np.zeros((num_envs, n, (vocab_size + 7) // 8), np.uint8) if with_mask_s else None  # packed
         self._parts: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
 
@@ -153,6 +157,8 @@ class NStepAssembler:
             out[spec.MASK_NEXT] = np.packbits(mask, axis=-1, bitorder="little")
         if self.with_mask_s:
             out[spec.MASK_S] = self.mask_s[slots, cols]
+        if self.with_env_slot:
+            out[ENV_SLOT] = slots.astype(np.int32)
         self._parts.append((out, priority))
         return slots.size
 
@@ -163,6 +169,8 @@ class NStepAssembler:
             empty = spec.empty_batch(self.vocab_size, self.max_len, 0, self.with_mask)
             if self.with_mask_s:
                 empty[spec.MASK_S] = np.zeros((0, self.mask_s.shape[-1]), np.uint8)
+            if self.with_env_slot:
+                empty[ENV_SLOT] = np.zeros(0, np.int32)
             return empty, np.zeros(0, np.float32)
         fields = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
         return fields, np.concatenate([p[1] for p in parts])

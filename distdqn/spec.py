@@ -13,6 +13,9 @@ One replay item is one n-step transition stored in a fixed-width token row (DESI
               `np.packbits(mask, axis=-1, bitorder="little")` (bit i of byte j = action 8j+i)
   mask_s      demonstrations only (never stored in the replay or sent on the wire): the same for s_t, so the
               large-margin loss can compare the demonstrated token with the legal ones alone
+  row         demonstration batches of whole episodes only (`learner.demo_episodes`): `tokens` then holds one row
+              per episode ([R, L], each the episode's final sequence, of which every s_t and s_{t+n} is a prefix)
+              and `row` [N] names each transition's; the other fields stay per transition
 
 Because the Q-network is causal, one forward pass over `tokens` gives Q(s_t, .) at position len_s-1 and
 Q(s_{t+n}, .) at position len_next-1.
@@ -33,6 +36,7 @@ RETURN = "return_n"
 DISCOUNT = "discount_n"
 MASK_NEXT = "mask_next"
 MASK_S = "mask_s"  # demonstration batches only (distdqn/demonstrations.py)
+ROW = "row"  # episode demonstration batches only: each transition's row of `tokens`
 
 # Item keys and sampling extras: columns a replay adds to a sampled batch (the key (shard, slot, generation) is
 # what a priority update carries back; see replay/prioritized.py).

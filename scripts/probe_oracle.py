@@ -11,7 +11,8 @@ held-out success here and a stall under DQN point at the signal; a stall here po
         --set network.trunk=transformer network.num_layers=2 network.hidden_dim=64 network.num_heads=4
 
 `--loss dqfd` trains with the learner's demonstration pre-training step instead (`learner.demo_pretrain_updates`:
-TD + large-margin loss on the oracle's n-step transitions, `learner.demo_*` from `--set`), to compare its settings:
+TD + large-margin loss on the oracle's n-step transitions, `learner.demo_*` from `--set`; with
+`learner.demo_episodes=true` each of the batch's rows is a whole episode), to compare its settings:
 
     python scripts/probe_oracle.py --task arithmetic --level medium --loss dqfd --max-seconds 150 \
         --set network.trunk=transformer network.num_layers=2 network.hidden_dim=64 network.num_heads=4 \
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from distdqn import spec  # noqa: E402
 from distdqn.config import load_config  # noqa: E402
 from distdqn.demonstrations import demo_source  # noqa: E402
 from distdqn.envs import make_env_from_config, numeric_token_values, task_shape  # noqa: E402
@@ -116,16 +118,18 @@ def probe_dqfd(config, max_seconds: float, batch: int, lr: float, eval_every: in
     learner = Learner(config.network, learner_config, shape.vocab_size, shape.max_len, seed, shape.token_values)
     stream = demo_source(config).build()
     evaluator = Evaluator(config.network, config.env)
-    start = time.perf_counter()
+    start, examples = time.perf_counter(), 0
     while True:
-        metrics = learner.demo_update(stream.next(batch))
+        demo = stream.next(batch)  # batch transitions, or batch whole episodes with learner.demo_episodes
+        examples += len(demo[spec.ACTION])
+        metrics = learner.demo_update(demo)
         elapsed = time.perf_counter() - start
         if learner.updates % eval_every == 0 or elapsed >= max_seconds:
             result = evaluator.evaluate(learner.weights(), eval_episodes, seed=seed + 1)
             yield {
                 "updates": learner.updates,
                 "seconds": round(elapsed, 1),
-                "examples": learner.updates * batch,
+                "examples": examples,
                 "loss": round(float(metrics["loss"]), 4),
                 "heldout_success": round(result.success, 4),
             }

@@ -161,7 +161,8 @@ def test_the_demonstration_loss_weighs_its_td_and_margin_parts(td_weight, margin
     assert loss.item() == pytest.approx(parts, rel=1e-6)
 
 
-def test_the_local_runtime_pretrains_before_it_samples_the_replay(tmp_path):
+@pytest.mark.parametrize("episodes", [False, True])
+def test_the_local_runtime_pretrains_before_it_samples_the_replay(tmp_path, episodes):
     config = load_config(
         None,
         [
@@ -169,6 +170,7 @@ def test_the_local_runtime_pretrains_before_it_samples_the_replay(tmp_path):
             "learner.demo_pretrain_updates=40",
             "learner.demo_batch_size=8",
             "learner.publish_interval_updates=10",
+            f"learner.demo_episodes={str(episodes).lower()}",
         ],
     )
     runtime = LocalRuntime(config)
@@ -180,3 +182,54 @@ def test_the_local_runtime_pretrains_before_it_samples_the_replay(tmp_path):
     progress = runtime.advance(60.0, updates_left=10)
     assert progress.updates == 50 and runtime.limiter.sampled == 10 * 64  # then the replay, with demos beside it
     assert {"learner.demo_accuracy", "learner.q_mean"} <= progress.metrics.keys()  # both losses in one update
+
+
+# ---- whole episodes (learner.demo_episodes) ---------------------------------------------------------------------
+EPISODES = [*WORDLE, "learner.demo_episodes=true", "learner.demo_batch_size=8", "actor.n_step=3"]
+
+
+def test_a_batch_of_episodes_holds_each_episode_whole_on_one_row():
+    config = load_config(None, EPISODES)
+    batch = demo_source(config).build().next(6)
+    tokens, row, len_s, len_next = batch[spec.TOKENS], batch[spec.ROW], batch[spec.LEN_S], batch[spec.LEN_NEXT]
+    assert tokens.shape[0] == 6 and set(row.tolist()) == set(range(6))
+    assert (np.diff(row) >= 0).all()  # an episode's transitions together, in row order
+    np.testing.assert_array_equal(tokens[row, len_s], batch[spec.ACTION])  # every action is its row's next token
+    for r in range(6):
+        ls, ln = len_s[row == r], len_next[row == r]
+        assert ls[0] == 1 and (np.diff(ls) > 0).all()  # from the prompt (<wordle>) on, in order
+        # n = 3: a transition's s' is the s of the one three letters later (a guess's feedback included)
+        np.testing.assert_array_equal(ln[:-3], ls[3:])
+        guesses = (ln[-1] - 1) // 10  # each guess: 5 letters, then 5 feedback tokens
+        assert len(ls) == 5 * guesses  # one transition per letter played
+        assert ln.max() == ln[-1] and (tokens[r, ln[-1] :] == 0).all()  # the row is the whole episode, no more
+    ends = np.r_[np.flatnonzero(np.diff(row)), len(row) - 1]
+    np.testing.assert_array_equal(batch[spec.DISCOUNT][ends], 0.0)  # every episode ended (solved or out of guesses)
+    assert len(batch[spec.MASK_S]) == len(row) == len(batch[spec.RETURN])
+
+
+@pytest.mark.parametrize(
+    "network",
+    [[], ["network.trunk=transformer", "network.num_layers=2", "network.num_heads=4", "network.hidden_dim=32"]],
+)
+def test_a_batch_of_episodes_gives_each_transition_the_loss_of_its_own_row(network):
+    config = load_config(None, [*EPISODES, *network])
+    batch = demo_source(config).build().next(5)
+    apart = {k: v for k, v in batch.items() if k != spec.ROW}
+    apart[spec.TOKENS] = batch[spec.TOKENS][batch[spec.ROW]]  # one row per transition, as the replay stores them
+    a, b = _learner(config), _learner(config)
+    (loss_rows, m_rows), (loss_apart, m_apart) = a.demo_loss(batch), b.demo_loss(apart)
+    assert loss_rows.item() == pytest.approx(loss_apart.item(), rel=1e-5)
+    for key in m_rows:
+        assert m_rows[key].item() == pytest.approx(m_apart[key].item(), rel=1e-5, abs=1e-6)
+    loss_rows.backward()
+    loss_apart.backward()
+    for (name, p), q in zip(a.online.named_parameters(), b.online.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_batch_of_episodes_costs_one_row_per_episode():
+    transitions = demo_source(load_config(None, [*WORDLE, "learner.demo_batch_size=8"])).build().next(8)
+    episodes = demo_source(load_config(None, EPISODES)).build().next(8)
+    assert transitions[spec.TOKENS].shape[0] == episodes[spec.TOKENS].shape[0] == 8
+    assert len(episodes[spec.ACTION]) >= 8 * 5  # at least a guess of five letters per episode

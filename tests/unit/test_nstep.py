@@ -5,18 +5,18 @@ import pytest
 
 from distdqn import spec
 from distdqn.envs.base import Obs, StepInfo
-from distdqn.nstep import NStepAssembler
+from distdqn.nstep import ENV_SLOT, NStepAssembler
 
 L = 24
 Q_NEXT, Q_FINAL, Q_SA = 10.0, 20.0, 1.0
 
 
-def run_script(scripts, n, gamma, prompt_len=2, growth=1, with_mask=False):
+def run_script(scripts, n, gamma, prompt_len=2, growth=1, with_mask=False, with_env_slot=False):
     """Drive one assembler with B scripted slots. scripts[b] = list of (reward, outcome) with outcome in
     {'', 'term', 'trunc'}; slot b's k-th action is 10*b + k + 1, so emitted items name their slot and step.
     Each step appends the action and growth-1 feedback tokens. Returns emitted items per slot, sorted by action."""
     b_count, steps = len(scripts), len(scripts[0])
-    asm = NStepAssembler(b_count, n, gamma, vocab_size=100, max_len=L, with_mask=with_mask)
+    asm = NStepAssembler(b_count, n, gamma, vocab_size=100, max_len=L, with_mask=with_mask, with_env_slot=with_env_slot)
     seqs = [[7] * prompt_len for _ in range(b_count)]
     for k in range(steps):
         len_s = np.array([len(s) for s in seqs])
@@ -155,6 +155,18 @@ def test_dtypes_match_spec_and_mask_is_packed():
     for name, (dtype, shape) in spec.transition_dtypes(100, L, with_mask=True).items():
         assert fields[name].dtype == dtype and fields[name].shape[1:] == shape, name
     assert np.unpackbits(fields[spec.MASK_NEXT], axis=-1, bitorder="little")[:, :100].all()
+
+
+def test_with_env_slot_each_transition_names_its_slot():
+    steps = max(len(c[1]) for c in CASES) + 2
+    scripts = [c[1] + [(3, "")] * (steps - len(c[1])) for c in CASES]
+    _, fields = run_script(scripts, n=3, gamma=0.5, with_env_slot=True)
+    np.testing.assert_array_equal(fields[ENV_SLOT], (fields[spec.ACTION].astype(int) - 1) // 10)  # action 10b + k
+    assert fields[ENV_SLOT].dtype == np.int32 and len(set(fields[ENV_SLOT].tolist())) == len(scripts) > 1
+    empty, _ = NStepAssembler(2, 3, 0.9, vocab_size=100, max_len=L, with_env_slot=True).drain()
+    assert empty[ENV_SLOT].shape == (0,)
+    _, plain = run_script(scripts, n=3, gamma=0.5)
+    assert ENV_SLOT not in plain
 
 
 def test_drain_empty_has_spec_layout():
