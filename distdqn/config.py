@@ -144,7 +144,8 @@ class LearnerConfig:
     impl: Literal["fast", "reference"] = "fast"
     # ---- demonstrations (DQfD, Hester et al. 2018; distdqn/demonstrations.py): the task's oracle playing the
     # training split, as n-step transitions like the actors'. Off by default; needs a task with `oracle_actions`.
-    demo_pretrain_updates: NonNegativeInt = 0  # the first k updates train on demonstrations alone (batch_size each)
+    demo_pretrain_updates: NonNegativeInt = 0  # the first k updates train on demonstrations alone
+    demo_pretrain_batch_size: NonNegativeInt = 0  # demonstrations per pre-training update (0: batch_size)
     demo_batch_size: NonNegativeInt = 0  # demonstrations added to every later update (0: none after pretraining)
     demo_margin: NonNegativeFloat = 0.8  # large-margin loss: Q(s, a) + margin <= Q(s, a_oracle) for a != a_oracle
     demo_margin_weight: NonNegativeFloat = 1.0  # weight of the margin loss next to the TD loss on demonstrations
@@ -156,9 +157,9 @@ class LearnerConfig:
     # max). Arithmetic medium, pre-training alone, 3,500 updates: held-out 0.06 with T = 0, 0.45 with 0.1, 0.62 with
     # 0.3.
     demo_temperature: NonNegativeFloat = 0.3
-    # Demonstration batches of whole episodes: the pre-training batch (batch_size) and demo_batch_size count
-    # episodes, and every transition of an episode is read from one pass over its row (distdqn/demonstrations.py),
-    # so a batch costs about what as many single transitions do and carries an episode's worth of each
+    # Demonstration batches of whole episodes: the pre-training batch and demo_batch_size count episodes, and every
+    # transition of an episode is read from one pass over its row (distdqn/demonstrations.py), so a batch costs
+    # about what as many single transitions do and carries an episode's worth of each
     demo_episodes: bool = False
 
 

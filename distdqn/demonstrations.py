@@ -35,7 +35,7 @@ import dataclasses
 import numpy as np
 
 from distdqn import spec
-from distdqn.config import Config, EnvConfig
+from distdqn.config import Config, EnvConfig, LearnerConfig
 from distdqn.envs import make_env_from_config
 from distdqn.nstep import ENV_SLOT, NStepAssembler
 from distdqn.typed import ConfigError
@@ -60,6 +60,11 @@ class DemoSource:
 
     def build(self) -> DemoStream:
         return DemoStream(self)
+
+
+def demo_pretrain_batch(learner_config: LearnerConfig) -> int:
+    """Demonstrations per pre-training update: `demo_pretrain_batch_size`, or `batch_size` when that is 0."""
+    return learner_config.demo_pretrain_batch_size or learner_config.batch_size
 
 
 def demo_source(config: Config) -> DemoSource | None:

@@ -16,7 +16,7 @@ import torch
 from distdqn import spec
 from distdqn.actor import Actor
 from distdqn.config import Config
-from distdqn.demonstrations import demo_source
+from distdqn.demonstrations import demo_pretrain_batch, demo_source
 from distdqn.envs import task_shape
 from distdqn.learner import Learner, metrics_to_floats
 from distdqn.replay import PrioritizedReplay, restore_snapshots
@@ -178,7 +178,7 @@ class LocalRuntime:
             end = min(end, stop_at)
         while self.learner.updates < end:
             before = self.learner.updates
-            self._metrics = self.learner.demo_update(self.demos.next(lc.batch_size))
+            self._metrics = self.learner.demo_update(self.demos.next(demo_pretrain_batch(lc)))
             if not self._after_update(before):
                 break
         return True

@@ -15,7 +15,7 @@ import numpy as np
 import ray
 
 from distdqn.config import LearnerConfig, NetworkConfig, ReplayConfig
-from distdqn.demonstrations import DemoSource
+from distdqn.demonstrations import DemoSource, demo_pretrain_batch
 from distdqn.distributed.actor_worker import REMOTE_FAILURES
 from distdqn.distributed.replay_client import ShardedReplayClient
 from distdqn.envs import TaskShape
@@ -110,7 +110,7 @@ class LearnerWorker:
     def _pretrain_step(self, t0: float) -> None:
         """One update on demonstrations alone (`learner.demo_pretrain_updates`: no replay sampling meanwhile)."""
         before = self.learner.updates
-        self._metrics = self.learner.demo_update(self.demos.next(self.config.batch_size))
+        self._metrics = self.learner.demo_update(self.demos.next(demo_pretrain_batch(self.config)))
         self._after_update(before, t0, time.perf_counter())
 
     def _after_update(self, before: int, t_start: float, t_end: float) -> None:

@@ -171,16 +171,22 @@ def test_the_local_runtime_pretrains_before_it_samples_the_replay(tmp_path, epis
             "learner.demo_batch_size=8",
             "learner.publish_interval_updates=10",
             f"learner.demo_episodes={str(episodes).lower()}",
+            f"learner.demo_pretrain_batch_size={4 if episodes else 0}",
         ],
     )
     runtime = LocalRuntime(config)
     runtime.start()
+    asked = []  # what the runtime asks the stream for: batch_size (64), or the pre-training's own size
+    draw = runtime.demos.next
+    runtime.demos.next = lambda n: asked.append(n) or draw(n)
     progress = runtime.advance(60.0, updates_left=40)
+    assert asked == [4 if episodes else 64] * 40
     assert progress.updates == 40 and runtime.limiter.sampled == 0  # demonstrations only, so far
     assert runtime.learner.version >= 4  # pre-training publishes like any update
     assert "learner.demo_margin_loss" in progress.metrics
     progress = runtime.advance(60.0, updates_left=10)
     assert progress.updates == 50 and runtime.limiter.sampled == 10 * 64  # then the replay, with demos beside it
+    assert asked[40:] == [8] * 10  # demo_batch_size
     assert {"learner.demo_accuracy", "learner.q_mean"} <= progress.metrics.keys()  # both losses in one update
 
 
