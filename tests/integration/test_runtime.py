@@ -102,12 +102,14 @@ def test_one_actor_one_shard_matches_local_runtime(ray_cluster, tmp_path):
     assert abs(local_summary["final_success"] - dist_summary["final_success"]) <= 0.1
 
 
-def test_the_learner_pretrains_on_demonstrations_while_actors_wait(ray_cluster, tmp_path):
+@pytest.mark.parametrize("episodes", [False, True])
+def test_the_learner_pretrains_on_demonstrations_while_actors_wait(ray_cluster, tmp_path, episodes):
     ray = ray_cluster
     config = copy_config(
         tmp_path,
         "learner.demo_pretrain_updates=100000",  # the whole run (the run stops at 300 updates)
         "run.max_updates=300",
+        *(["learner.demo_episodes=true", "learner.demo_pretrain_batch_size=8"] if episodes else []),
     )
     supervisor = build_supervisor(config, tmp_path, "ray", quiet=True)
     try:
