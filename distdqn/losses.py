@@ -112,17 +112,14 @@ def transition_q_values(
     `spec.ROW` layout of episode demonstrations) transition i reads row rows[i]: each row's forward serves all of
     its transitions, at the positions len_s - 1 and len_next - 1 of every one.
     """
-    if rows is None:
-        pos_s = (len_s.long() - 1)[:, None]  # [B, 1]
-        pos_next = (len_next.long() - 1)[:, None]  # [B, 1]
-        q_online = online.q_at(tokens, torch.cat([pos_s, pos_next], dim=1))  # [B, 2, V]
-        with torch.no_grad():
-            q_t_target = target.q_at(tokens, pos_next)[:, 0]  # [B, V]
-        return q_online[:, 0], q_online[:, 1].detach(), q_t_target
-    rows = rows.long()
-    counts = torch.bincount(rows, minlength=tokens.shape[0])  # transitions per row
-    k = int(counts.max())
-    slot = torch.arange(rows.numel(), device=rows.device) - (torch.cumsum(counts, 0) - counts)[rows]  # within row
+    if rows is None:  # one transition per row
+        rows = torch.arange(len_s.shape[0], device=tokens.device)
+        slot, k = torch.zeros_like(rows), 1
+    else:
+        rows = rows.long()
+        counts = torch.bincount(rows, minlength=tokens.shape[0])  # transitions per row
+        k = int(counts.max())
+        slot = torch.arange(rows.numel(), device=rows.device) - (torch.cumsum(counts, 0) - counts)[rows]  # in row
     positions = torch.zeros(tokens.shape[0], 2 * k, dtype=torch.long, device=tokens.device)  # padding reads 0
     positions[rows, slot] = len_s.long() - 1
     positions[rows, k + slot] = len_next.long() - 1

@@ -265,11 +265,11 @@ class WordleEnv(TextEnv):
         pos = self.steps % WORD_LEN
         for b in np.flatnonzero(pos == 0):
             history = self.tokens[b, 1 : self.length[b]].reshape(-1, 2 * WORD_LEN)
-            key = history.tobytes()
             candidates = load_words()[self._consistent(history)]
             if self.options.solver_choice == "random":
                 self._oracle_word[b] = candidates[self._oracle_rng.integers(len(candidates))]
             else:
+                key = history.tobytes()
                 if key not in self._best_cache:
                     self._best_cache[key] = _most_informative(candidates)
                 self._oracle_word[b] = self._best_cache[key]
