@@ -130,9 +130,6 @@ class Options:
     action_mask: bool = False  # publish the letters that keep the guess a prefix of a word in the list
     solver: Literal["answers", "words"] = "answers"  # the oracle's candidates: the split's answers, or all words
     solver_choice: Literal["best", "random"] = "best"  # the most informative candidate, or any (varied games)
-    # share of the solver's guesses that are any word of the list instead, consistent or not: demonstrations then
-    # show how to go on after a wasted guess, as a learner's own games have them (DART-style noise), in [0, 1)
-    solver_noise: float = 0.0
     # how a scored guess's feedback is written: "marks", one mark token per place (`G`, `Y`, `_`); or "letters",
     # one token per place naming the letter and its mark (`aG`, `rY`, `e_`: 78 more tokens), so a network reads
     # each constraint from one token instead of pairing a mark with the letter five tokens before it; or "places",
@@ -151,8 +148,6 @@ class Options:
         for key in ("guess_reward", "invalid_reward", "illegal_reward"):
             if not -1.0 <= getattr(self, key) <= 0.0:
                 raise ValueError(f"env.options.{key} must be in [-1, 0], got {getattr(self, key)}")
-        if not 0.0 <= self.solver_noise < 1.0:
-            raise ValueError(f"env.options.solver_noise must be in [0, 1), got {self.solver_noise}")
         if not 0.0 < self.solve_reward <= 2.0:
             raise ValueError(f"env.options.solve_reward must be in (0, 2], got {self.solve_reward}")
 
@@ -275,13 +270,9 @@ class WordleEnv(TextEnv):
         """Next letter of a solver's guess: at each new guess, among the candidate words (`solver`: this split's
         answers, or every word in the list) consistent with the feedback so far, the one splitting the others into
         the most feedback patterns (first one on ties; probes: the first 200 candidates), or with `solver_choice:
-        random` one of them at random (Wordle's hard mode played by chance: varied games to learn from); with
-        `solver_noise` p, a share p of the guesses is any word of the list instead."""
+        random` one of them at random (Wordle's hard mode played by chance: varied games to learn from)."""
         pos = self.steps % WORD_LEN
         for b in np.flatnonzero(pos == 0):
-            if self.options.solver_noise and self._oracle_rng.random() < self.options.solver_noise:
-                self._oracle_word[b] = load_words()[self._oracle_rng.integers(len(load_words()))]
-                continue
             history = self.tokens[b, 1 : self.length[b]].reshape(-1, 2 * WORD_LEN)
             candidates = load_words()[self._consistent(history)]
             if self.options.solver_choice == "random":

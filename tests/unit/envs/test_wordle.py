@@ -262,32 +262,6 @@ def test_the_random_solver_plays_varied_games_and_still_solves():
     assert success.mean() > 0.97
 
 
-@pytest.mark.parametrize("noise", [0.0, 0.5])
-def test_solver_noise_makes_that_share_of_guesses_any_word(noise):
-    """With `solver_noise` p about a share p of the solver's later guesses is a word the feedback so far already
-    rules out (a random word of the list seldom fits it), and the games still mostly end solved; p = 0 never."""
-    env = make_env(
-        "wordle", num_envs=64, seed=0, difficulty="medium", solver="words", solver_choice="random", solver_noise=noise
-    )
-    env.reset()
-    guesses = ruled_out = 0
-    for _ in range(150):
-        actions = env.oracle_actions()
-        for b in np.flatnonzero((env.steps % 5 == 0) & (env.length > 1)):  # a guess after feedback starts here
-            history = env.tokens[b, 1 : env.length[b]].reshape(-1, 10)
-            candidates = {tuple(w) for w in load_words()[env._consistent(history)].tolist()}
-            guesses += 1
-            ruled_out += tuple(env._oracle_word[b].tolist()) not in candidates
-        env.step(actions)
-    assert guesses > 500
-    if noise:
-        assert 0.3 < ruled_out / guesses < 0.55
-    else:
-        assert ruled_out == 0
-    success, _ = rollout(env, env.oracle_actions, episodes=200)
-    assert success.mean() > (0.97 if noise == 0 else 0.7)  # 0.80 at p = 0.5, seed 0
-
-
 @pytest.mark.parametrize(
     "valid_guesses, guess, shown",
     [
