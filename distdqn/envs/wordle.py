@@ -33,7 +33,7 @@ Three options give a learner something to go on at the medium and hard levels wi
 `feedback: letters` changes only how the feedback is written: one token per place naming the letter and its mark
 (`aG rY e_ ...`, 78 tokens after the base vocabulary) instead of the mark alone. A Transformer learns the medium
 level's demonstrations faster per update with it, a GRU slower (README, "Not reached"); off by default (on in
-configs/wordle_medium.yaml). `feedback: places` also names the place (`a1G r2Y e3_ ...`, 390 tokens).
+configs/wordle_medium.yaml).
 """
 
 from __future__ import annotations
@@ -57,10 +57,8 @@ WORD_LEN = 5
 _LETTER0 = 2  # id of "a"
 _GRAY0 = _LETTER0 + 26  # ids of gray, yellow, green = _GRAY0 + feedback code 0, 1, 2
 _INVALID_ID = _GRAY0 + 3
-# feedback "letters": one token per (letter, mark), after the base vocabulary: id _MARKED0 + 3 * letter + mark;
-# feedback "places": one per (letter, place, mark), id _MARKED0 + 15 * letter + 3 * place + mark (place 1-5 in names)
+# feedback "letters": one token per (letter, mark), after the base vocabulary: id _MARKED0 + 3 * letter + mark
 MARKED_TOKENS = [f"{letter}{mark}" for letter in LETTERS for mark in (GRAY, YELLOW, GREEN)]
-PLACED_TOKENS = [f"{c}{p + 1}{m}" for c in LETTERS for p in range(WORD_LEN) for m in (GRAY, YELLOW, GREEN)]
 _MARKED0 = len(VOCAB_TOKENS)
 _POW27 = 27 ** np.arange(WORD_LEN - 1, -1, -1, dtype=np.int64)
 _EARLIER = np.tril(np.ones((WORD_LEN, WORD_LEN), dtype=bool), k=-1)  # [i, j]: j < i
@@ -132,10 +130,8 @@ class Options:
     solver_choice: Literal["best", "random"] = "best"  # the most informative candidate, or any (varied games)
     # how a scored guess's feedback is written: "marks", one mark token per place (`G`, `Y`, `_`); or "letters",
     # one token per place naming the letter and its mark (`aG`, `rY`, `e_`: 78 more tokens), so a network reads
-    # each constraint from one token instead of pairing a mark with the letter five tokens before it; or "places",
-    # one token per place naming letter, place and mark (`a1G`, `r2Y`, `e3_`: 390 more tokens), so a green or
-    # yellow says where without the network counting positions
-    feedback: Literal["marks", "letters", "places"] = "marks"
+    # each constraint from one token instead of pairing a mark with the letter five tokens before it
+    feedback: Literal["marks", "letters"] = "marks"
 
     def __post_init__(self):
         total = len(load_words())
@@ -197,7 +193,7 @@ class WordleEnv(TextEnv):
         self.options = options
         self.answers = split_answers(options, split)
         self._valid_codes = np.sort(word_codes(load_words()))
-        tokens = VOCAB_TOKENS + {"marks": [], "letters": MARKED_TOKENS, "places": PLACED_TOKENS}[options.feedback]
+        tokens = VOCAB_TOKENS + (MARKED_TOKENS if options.feedback == "letters" else [])
         super().__init__(
             num_envs,
             Vocab(tokens),
@@ -246,12 +242,7 @@ class WordleEnv(TextEnv):
             solved = (guess == self.answer[idx]).all(axis=1)
             valid = self.is_word(guess) if o.valid_guesses == "words" else np.ones(len(idx), dtype=bool)
             marks = feedback(guess, self.answer[idx]).astype(np.int64)
-            if o.feedback == "letters":
-                marks = _MARKED0 + 3 * guess + marks
-            elif o.feedback == "places":
-                marks = _MARKED0 + 15 * guess + 3 * np.arange(WORD_LEN) + marks
-            else:
-                marks = _GRAY0 + marks
+            marks = _MARKED0 + 3 * guess + marks if o.feedback == "letters" else _GRAY0 + marks
             marks = np.where(valid[:, None], marks, _INVALID_ID)
             self._append(idx, marks)
             reward[idx] = o.guess_reward + solved * o.solve_reward + ~valid * o.invalid_reward
@@ -309,8 +300,7 @@ class WordleEnv(TextEnv):
 
 
 def _marks_of(tokens: np.ndarray) -> np.ndarray:
-    """Mark codes (0 gray, 1 yellow, 2 green, 3 invalid) of feedback tokens in any `feedback` format (a marked
-    token's id past _MARKED0 is its mark modulo 3 in both "letters" and "places")."""
+    """Mark codes (0 gray, 1 yellow, 2 green, 3 invalid) of feedback tokens in either `feedback` format."""
     return np.where(tokens >= _MARKED0, (tokens - _MARKED0) % 3, tokens - _GRAY0)
 
 

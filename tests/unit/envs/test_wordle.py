@@ -283,33 +283,12 @@ def test_letter_feedback_names_each_letter_with_its_mark(valid_guesses, guess, s
     assert new.vocab.decode(new.tokens[0, new.length[0] - 5 : new.length[0]]) == shown
 
 
-@pytest.mark.parametrize(
-    "valid_guesses, guess, shown",
-    [
-        ("words", "paper", "p1Y a2Y p3G e4Y r5_"),
-        ("words", "xqzvj", "? ? ? ? ?"),
-        ("any", "eerie", "e1_ e2_ r3_ i4_ e5G"),
-    ],
-)
-def test_place_feedback_names_each_letter_with_its_place_and_mark(valid_guesses, guess, shown):
-    """`feedback: places` writes one token per place naming letter, place and mark: the same rewards as the mark
-    tokens, and the vocabulary grows by 26 x 5 x 3 tokens after the old ids."""
-    old, new = (
-        _env("apple", valid_guesses=valid_guesses),
-        _env("apple", valid_guesses=valid_guesses, feedback="places"),
-    )
-    assert new.vocab_size == old.vocab_size + 390
-    assert all(new.vocab.id(t) == old.vocab.id(t) for t in old.vocab.tokens)
-    assert _type(new, guess) == _type(old, guess)
-    assert new.vocab.decode(new.tokens[0, new.length[0] - 5 : new.length[0]]) == shown
-
-
 @pytest.mark.parametrize("solver", ["answers", "words"])
 def test_the_oracle_plays_the_same_games_from_letter_feedback(solver):
-    """The solver reads the feedback back from the tokens: with letter (or place) tokens it narrows the candidates
-    exactly as with mark tokens, so the same seed plays the same guesses and solves every game."""
+    """The solver reads the feedback back from the tokens: with letter tokens it narrows the candidates exactly as
+    with mark tokens, so the same seed plays the same guesses and solves every game."""
     games = {}
-    for fb in ("marks", "letters", "places"):
+    for fb in ("marks", "letters"):
         env = make_env("wordle", num_envs=16, seed=3, difficulty="medium", solver=solver, feedback=fb)
         success, _ = rollout(env, env.oracle_actions, episodes=64)
         guesses = env.tokens[:, 1:].reshape(16, -1, 10)[:, :, :5]
@@ -317,8 +296,6 @@ def test_the_oracle_plays_the_same_games_from_letter_feedback(solver):
     assert games["letters"][0].mean() == 1.0
     assert np.array_equal(games["letters"][0], games["marks"][0])
     assert np.array_equal(games["letters"][1], games["marks"][1])
-    assert np.array_equal(games["places"][0], games["marks"][0])
-    assert np.array_equal(games["places"][1], games["marks"][1])
 
 
 def test_the_oracles_feedback_table_is_the_feedback_of_every_pair():
