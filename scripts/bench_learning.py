@@ -16,6 +16,7 @@ held-out learning curve, and (with the plot extra, matplotlib) one PNG per task 
     .venv/bin/python scripts/bench_learning.py --levels easy --max-seconds 180 --json easy.json
     .venv/bin/python scripts/bench_learning.py --tasks grammar arithmetic --levels easy medium hard
     .venv/bin/python scripts/bench_learning.py --tasks copy reverse sort --levels easy --runtime ray --defaults
+    .venv/bin/python scripts/bench_learning.py --tasks sort --levels hard --config-level medium --runtime ray
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def config_path(task: str, level: str, defaults: bool) -> Path | None:
 
 
 def run_one(task: str, level: str, args: argparse.Namespace, seed: int) -> dict:
-    path = config_path(task, level, args.defaults)
+    path = config_path(task, args.config_level or level, args.defaults)
     max_seconds, target = args.max_seconds, args.target
     goal = target if target is not None else TARGETS.get(task, DEFAULT_TARGET)
     overrides = [
@@ -143,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
     p.add_argument("--runtime", choices=["local", "ray"], default="local", help="local, or distributed on Ray")
     p.add_argument("--defaults", action="store_true", help="the default config even where configs/ has a file")
+    p.add_argument(
+        "--config-level",
+        choices=LEVELS,
+        help="take configs/<task>_<this level>.yaml for every level run (e.g. the medium files at the hard level)",
+    )
     p.add_argument("--target", type=float, help="one held-out success target for every run")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted overrides for every run")
     p.add_argument("--json", metavar="PATH", help="write the rows as JSON")
