@@ -1,7 +1,8 @@
 """Checkpoints on disk: atomic writes, safe formats, discovery, and the config checks of a resume.
 
 Layout of `runs/<name>/checkpoints/<updates:010d>/`:
-  model.safetensors  every tensor of the learner (online and target networks, and the torch RNG state)
+  model.safetensors  every tensor of the learner (online and target networks, their average with
+                     `learner.weight_ema`, and the torch RNG state)
   optimizer.pt       the rest of the learner state (optimizer moments, counters): `torch.save`, loaded with
                      `weights_only=True`, so loading never unpickles arbitrary objects
   state.json         run counters, actor states (epsilon schedule position, RNG states), rate limiter, the
@@ -78,7 +79,7 @@ def save_learner_state(directory: Path, learner_state: dict[str, Any]) -> None:
     """Networks to safetensors; everything else (optimizer, counters) to a weights-only-loadable torch file."""
     from safetensors.torch import save_file
 
-    networks = {k: v for k, v in learner_state.items() if isinstance(v, dict) and k in ("online", "target")}
+    networks = {k: v for k, v in learner_state.items() if isinstance(v, dict) and k in ("online", "target", "ema")}
     rest = {k: v for k, v in learner_state.items() if k not in networks}
     tensors, skeleton = split_tensors(networks)
     # safetensors refuses shared storage; clone makes each tensor its own
@@ -322,9 +323,11 @@ def replay_snapshot_dirs(checkpoint: Path) -> list[Path]:
 
 
 def load_for_inference(path: Path) -> tuple[Config, dict[str, np.ndarray], Path]:
-    """(config, online weights as numpy, checkpoint dir) for eval/generate."""
+    """(config, published weights as numpy: the online network, or its average with `learner.weight_ema`,
+    checkpoint dir) for eval/generate."""
     checkpoint = find_checkpoint(path)
     config = saved_config(checkpoint)
     learner_state = load_learner_state(checkpoint)
     weights = {k: v.numpy() for k, v in learner_state["online"].items()}
+    weights |= {k: v.numpy() for k, v in learner_state.get("ema", {}).items()}  # learner.weight_ema: the policy
     return config, weights, checkpoint

@@ -132,6 +132,9 @@ class LearnerConfig:
     double_dqn: bool = True  # online argmax, target evaluation
     target_sync_interval_updates: NonNegativeInt = 100  # hard target sync period (used when polyak_tau == 0)
     polyak_tau: Annotated[float, Range(ge=0, lt=1)] = 0.0  # >0: soft target update every step instead of hard syncs
+    # >0: publish an exponential moving average of the online weights (to actors, evaluation and checkpoints' eval)
+    # instead of the online weights themselves; decay min(weight_ema, (1 + u) / (10 + u)) after update u
+    weight_ema: Annotated[float, Range(ge=0, lt=1)] = 0.0
     publish_interval_updates: PositiveInt = 25  # updates between weight publications to the actors
     prefetch: PositiveInt = 4  # batches requested ahead of the one being trained on (distributed learner)
     batches_per_request: PositiveInt = 4  # batches drawn per round of shard calls (fewer remote calls per update)

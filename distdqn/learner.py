@@ -120,6 +120,21 @@ class Learner:
         self.version = 0  # weights version: bumped by each snapshot()
         self.target_version = 0  # number of hard target syncs so far
         self._autocast = learner_config.bf16 and self.device.type == "cuda"
+        self._ema: dict[str, torch.Tensor] | None = None  # `learner.weight_ema`: the published weights' average
+        if learner_config.weight_ema > 0:
+            self._ema = {k: v.detach().clone() for k, v in self._live_published().items()}
+
+    def _live_published(self) -> dict[str, torch.Tensor]:
+        """The online network's published floating-point tensors (views: they change with every step)."""
+        state = self.online.state_dict()
+        return {k: state[k] for k in self._published if state[k].is_floating_point()}
+
+    def _update_ema(self) -> None:
+        """One step of the weights' moving average; the decay ramps up (0.18 after the first update) so the random
+        initial weights fade fast."""
+        decay = min(self.config.weight_ema, (1 + self.updates) / (10 + self.updates))
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self._ema.values()), list(self._live_published().values()), 1.0 - decay)
 
     def _to_device(self, array: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(array))
@@ -214,6 +229,8 @@ class Learner:
             self.updates += 1
             self.consecutive_skips = 0
             self._update_target()
+            if self._ema is not None:
+                self._update_ema()
         else:  # weights, optimizer moments and target untouched; the replay ignores the non-finite |td|
             self.skipped_updates += 1
             self.consecutive_skips += 1
@@ -268,14 +285,21 @@ class Learner:
 
     def weights(self) -> dict[str, np.ndarray]:
         """The published online weights (`published_names`: only the trainable part of a frozen or adapted LM) as
-        CPU float32 numpy arrays (no version bump: for evaluation); `networks.load_published` loads them."""
-        state = self.online.state_dict()
+        CPU float32 numpy arrays (no version bump: for evaluation); `networks.load_published` loads them. With
+        `learner.weight_ema` the moving average of the online weights stands in for them."""
+        state = self.online.state_dict() | (self._ema or {})
         return {k: state[k].detach().to("cpu", torch.float32).numpy().copy() for k in self._published}
 
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
-        """Published weights (from `weights`) into both the online and the target network."""
+        """Published weights (from `weights`) into both the online and the target network, and the average restarts
+        from them (with `learner.weight_ema` published weights are an average: training goes on from it)."""
         load_published(self.online, weights)
         load_published(self.target, weights)
+        self._reset_ema()
+
+    def _reset_ema(self) -> None:
+        if self._ema is not None:
+            self._ema = {k: v.detach().clone() for k, v in self._live_published().items()}
 
     def state_dict(self) -> dict:
         """Tensors and counters: online, target, optimizer, counters (for safetensors + torch.save).
@@ -292,8 +316,11 @@ class Learner:
                 "skipped_updates": self.skipped_updates,
             },
         }
-        for net in ("online", "target"):
-            _check_finite(state[net], net)
+        if self._ema is not None:
+            state["ema"] = {k: v.detach().cpu().clone() for k, v in self._ema.items()}
+        for net in ("online", "target", "ema"):
+            if net in state:
+                _check_finite(state[net], net)
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -308,3 +335,7 @@ class Learner:
         self.target_version = int(counters["target_version"])
         self.skipped_updates = int(counters.get("skipped_updates", 0))  # absent in older checkpoints
         self.consecutive_skips = 0
+        self._reset_ema()  # a checkpoint without an average (older, or taken with it off) starts it from online
+        if self._ema is not None and "ema" in state:
+            for k, v in self._ema.items():
+                v.copy_(state["ema"][k])

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -108,7 +109,16 @@ def probe(config, max_seconds: float, batch: int, lr: float, eval_every: int, ev
                 return
 
 
-def probe_dqfd(config, max_seconds: float, batch: int, lr: float, eval_every: int, eval_episodes: int, seed: int):
+def probe_dqfd(
+    config,
+    max_seconds: float,
+    batch: int,
+    lr: float,
+    eval_every: int,
+    eval_episodes: int,
+    seed: int,
+    ema: tuple[float, ...] = (),
+):
     """`probe` with the learner's own pre-training step instead of a cross-entropy: `Learner.demo_update` on the
     `DemoStream` (TD + large-margin loss, the config's `learner.demo_*`), as `learner.demo_pretrain_updates` runs
     it. Yields the same rows (`loss` is the learner's total)."""
@@ -118,21 +128,31 @@ def probe_dqfd(config, max_seconds: float, batch: int, lr: float, eval_every: in
     learner = Learner(config.network, learner_config, shape.vocab_size, shape.max_len, seed, shape.token_values)
     stream = demo_source(config).build()
     evaluator = Evaluator(config.network, config.env)
+    state = {k: v for k, v in learner.online.state_dict().items() if v.is_floating_point()}
+    params = list(state.values())  # views of the live parameters: the EMA reads them after every step
+    averaged = {decay: [p.detach().clone() for p in params] for decay in ema}
     start, examples = time.perf_counter(), 0
     while True:
         demo = stream.next(batch)  # batch transitions, or batch whole episodes with learner.demo_episodes
         examples += len(demo[spec.ACTION])
         metrics = learner.demo_update(demo)
+        for decay, average in averaged.items():
+            torch._foreach_lerp_(average, params, 1.0 - decay)
         elapsed = time.perf_counter() - start
         if learner.updates % eval_every == 0 or elapsed >= max_seconds:
             result = evaluator.evaluate(learner.weights(), eval_episodes, seed=seed + 1)
-            yield {
+            row = {
                 "updates": learner.updates,
                 "seconds": round(elapsed, 1),
                 "examples": examples,
                 "loss": round(float(metrics["loss"]), 4),
                 "heldout_success": round(result.success, 4),
             }
+            for decay, average in averaged.items():
+                weights = learner.weights() | {k: v.cpu().numpy() for k, v in zip(state, average, strict=True)}
+                success = evaluator.evaluate(weights, eval_episodes, seed=seed + 1).success
+                row[f"heldout_success_ema_{decay:g}"] = round(success, 4)
+            yield row
             if elapsed >= max_seconds:
                 return
 
@@ -157,6 +177,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-episodes", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument(
+        "--ema",
+        type=float,
+        nargs="*",
+        default=[],
+        help="with --loss dqfd: also evaluate moving averages of the weights at these decays (constant, no ramp)",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -170,14 +197,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'updates':>8} {'seconds':>8} {'examples':>10} {'loss':>8} {'held-out':>9}")
     rows = []
     try:
-        train = probe if args.loss == "cross_entropy" else probe_dqfd
+        train = probe if args.loss == "cross_entropy" else functools.partial(probe_dqfd, ema=tuple(args.ema))
         for row in train(
             config, args.max_seconds, args.batch_size, args.lr, args.eval_every, args.eval_episodes, args.seed
         ):
             rows.append(row)
             print(
                 f"{row['updates']:>8} {row['seconds']:>8.0f} {row['examples']:>10,d} {row['loss']:>8.4f} "
-                f"{row['heldout_success']:>9.3f}",
+                f"{row['heldout_success']:>9.3f}"
+                + "".join(f" ema {d:g} {row[f'heldout_success_ema_{d:g}']:.3f}" for d in args.ema),
                 flush=True,
             )
     except NotImplementedError as e:  # TextEnv.oracle_actions's default

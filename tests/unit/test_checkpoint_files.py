@@ -142,3 +142,17 @@ def test_find_checkpoint_errors(tmp_path):
         ck.find_checkpoint(tmp_path / "nope")
     with pytest.raises(ck.CheckpointError, match="no checkpoint found"):
         ck.find_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_inference_takes_the_published_weights(tmp_path, ema):
+    from distdqn.run import Counters
+
+    state = _learner_state(0)
+    if ema:  # learner.weight_ema: the average is the policy a run publishes, so eval and generate read it
+        state["ema"] = {"w": state["online"]["w"] + 1.0}
+    config = load_config(None, [])
+    ck.save_run(tmp_path, config, Counters(updates=5), state, [], {})
+    _, weights, _ = ck.load_for_inference(tmp_path)
+    assert torch.equal(torch.from_numpy(weights["w"]), state["online"]["w"] + (1.0 if ema else 0.0))
+    assert torch.equal(torch.from_numpy(weights["b"]), state["online"]["b"])  # not averaged: the online one

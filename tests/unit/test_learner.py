@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from distdqn import checkpoint as ck
 from distdqn import spec
 from distdqn.actor import Actor
 from distdqn.config import ActorConfig, EnvConfig, LearnerConfig, NetworkConfig
@@ -89,6 +90,43 @@ def test_polyak_moves_target_every_update(batch):
     for b, t, o in zip(before, learner.target.parameters(), learner.online.parameters(), strict=True):
         torch.testing.assert_close(t, 0.5 * (b + o))
     assert learner.target_version == 0
+
+
+def test_weight_ema_publishes_the_average_of_the_online_weights(batch):
+    learner = make_learner(batch, lr=3e-3, weight_ema=0.9)
+    expected = {k: v.clone() for k, v in learner.online.state_dict().items()}
+    for u in range(1, 7):  # u: the update just taken
+        learner.update(batch[0])
+        decay = min(0.9, (1 + u) / (10 + u))  # the ramp: 0.18, 0.25, ... then 0.9
+        for k, v in learner.online.state_dict().items():
+            expected[k] = decay * expected[k] + (1 - decay) * v
+    weights, online = learner.snapshot()[1], learner.online.state_dict()
+    for k, v in expected.items():
+        np.testing.assert_allclose(weights[k], v.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+    assert any(not np.allclose(weights[k], online[k].numpy()) for k in weights)  # not the online weights
+    plain = make_learner(batch, lr=3e-3)
+    plain.update(batch[0])
+    for k, v in plain.online.state_dict().items():  # off (the default): the online weights themselves
+        assert np.array_equal(plain.weights()[k], v.numpy())
+
+
+def test_weight_ema_survives_a_checkpoint_and_starts_from_online_without_one(batch, tmp_path):
+    a = make_learner(batch, lr=3e-3, weight_ema=0.9)
+    for _ in range(4):
+        a.update(batch[0])
+    ck.save_learner_state(tmp_path, a.state_dict())
+    state = ck.load_learner_state(tmp_path)
+    b = make_learner(batch, lr=3e-3, weight_ema=0.9)
+    b.load_state_dict(state)
+    for k, v in a.weights().items():
+        assert np.array_equal(b.weights()[k], v), k
+    a.update(batch[0]), b.update(batch[0])
+    for k, v in a.weights().items():  # and the average goes on from there
+        np.testing.assert_allclose(b.weights()[k], v, rtol=1e-6, atol=1e-7, err_msg=k)
+    c = make_learner(batch, lr=3e-3, weight_ema=0.9)  # turned on at resume from a checkpoint taken without it
+    c.load_state_dict({k: v for k, v in state.items() if k != "ema"})
+    for k, v in c.online.state_dict().items():
+        assert np.array_equal(c.weights()[k], v.numpy()), k
 
 
 def test_snapshot_round_trips_into_an_actor(batch):
