@@ -121,20 +121,24 @@ class Learner:
         self.target_version = 0  # number of hard target syncs so far
         self._autocast = learner_config.bf16 and self.device.type == "cuda"
         self._ema: dict[str, torch.Tensor] | None = None  # `learner.weight_ema`: the published weights' average
-        if learner_config.weight_ema > 0:
-            self._ema = {k: v.detach().clone() for k, v in self._live_published().items()}
+        self._ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # (averages, live online tensors)
+        self._reset_ema()
 
-    def _live_published(self) -> dict[str, torch.Tensor]:
-        """The online network's published floating-point tensors (views: they change with every step)."""
-        state = self.online.state_dict()
-        return {k: state[k] for k in self._published if state[k].is_floating_point()}
+    def _reset_ema(self) -> None:
+        """(Re)start the weights' average from the online weights; nothing while `learner.weight_ema` is 0."""
+        if self.config.weight_ema == 0:
+            return
+        state = self.online.state_dict()  # views of the live tensors: they change with every step
+        live = {k: state[k] for k in self._published if state[k].is_floating_point()}
+        self._ema = {k: v.clone() for k, v in live.items()}
+        self._ema_pairs = (list(self._ema.values()), list(live.values()))
 
     def _update_ema(self) -> None:
         """One step of the weights' moving average; the decay ramps up (0.18 after the first update) so the random
         initial weights fade fast."""
         decay = min(self.config.weight_ema, (1 + self.updates) / (10 + self.updates))
         with torch.no_grad():
-            torch._foreach_lerp_(list(self._ema.values()), list(self._live_published().values()), 1.0 - decay)
+            torch._foreach_lerp_(*self._ema_pairs, 1.0 - decay)
 
     def _to_device(self, array: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(array))
@@ -296,10 +300,6 @@ class Learner:
         load_published(self.online, weights)
         load_published(self.target, weights)
         self._reset_ema()
-
-    def _reset_ema(self) -> None:
-        if self._ema is not None:
-            self._ema = {k: v.detach().clone() for k, v in self._live_published().items()}
 
     def state_dict(self) -> dict:
         """Tensors and counters: online, target, optimizer, counters (for safetensors + torch.save).

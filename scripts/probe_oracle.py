@@ -121,8 +121,12 @@ def probe_dqfd(
 ):
     """`probe` with the learner's own pre-training step instead of a cross-entropy: `Learner.demo_update` on the
     `DemoStream` (TD + large-margin loss, the config's `learner.demo_*`), as `learner.demo_pretrain_updates` runs
-    it. Yields the same rows (`loss` is the learner's total)."""
-    learner_config = dataclasses.replace(config.learner, lr=lr, batch_size=batch, device="cpu", demo_pretrain_updates=1)
+    it. Yields the same rows (`loss` is the learner's total), evaluating the online weights (the config's
+    `learner.weight_ema` is set aside) and, for each decay in `ema`, a moving average of them at that constant decay
+    (`heldout_success_ema_<decay>`)."""
+    learner_config = dataclasses.replace(
+        config.learner, lr=lr, batch_size=batch, device="cpu", demo_pretrain_updates=1, weight_ema=0.0
+    )  # the online weights; `ema` adds averages of them
     config = dataclasses.replace(config, learner=learner_config)
     shape = task_shape(config.env)
     learner = Learner(config.network, learner_config, shape.vocab_size, shape.max_len, seed, shape.token_values)
@@ -149,7 +153,8 @@ def probe_dqfd(
                 "heldout_success": round(result.success, 4),
             }
             for decay, average in averaged.items():
-                weights = learner.weights() | {k: v.cpu().numpy() for k, v in zip(state, average, strict=True)}
+                weights = learner.weights()
+                weights |= {k: v.cpu().numpy() for k, v in zip(state, average, strict=True) if k in weights}
                 success = evaluator.evaluate(weights, eval_episodes, seed=seed + 1).success
                 row[f"heldout_success_ema_{decay:g}"] = round(success, 4)
             yield row

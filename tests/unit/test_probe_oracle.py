@@ -74,3 +74,15 @@ def test_the_dqfd_probe_names_a_task_without_an_oracle(capsys):
     with pytest.raises(SystemExit):
         probe_oracle.main(["--task", "tests.fakes:SyntheticEnv", "--loss", "dqfd", "--max-seconds", "1"])
     assert "has no oracle" in capsys.readouterr().err
+
+
+def test_the_dqfd_probe_evaluates_averages_beside_the_online_weights(tmp_path):
+    out = tmp_path / "probe.json"
+    probe_oracle.main(
+        ["--task", "copy", "--loss", "dqfd", "--max-seconds", "4", "--eval-every", "100", "--eval-episodes", "100"]
+        + ["--ema", "0", "0.99", "--set", "learner.weight_ema=0.999", "--json", str(out)]
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) >= 2 and all({"heldout_success_ema_0", "heldout_success_ema_0.99"} <= set(r) for r in rows)
+    # decay 0 is the online weights themselves: the plain column is them too, not the config's learner.weight_ema
+    assert [r["heldout_success_ema_0"] for r in rows] == [r["heldout_success"] for r in rows]
