@@ -144,7 +144,8 @@ def probe_dqfd(
             torch._foreach_lerp_(average, params, 1.0 - decay)
         elapsed = time.perf_counter() - start
         if learner.updates % eval_every == 0 or elapsed >= max_seconds:
-            result = evaluator.evaluate(learner.weights(), eval_episodes, seed=seed + 1)
+            online = learner.weights()
+            result = evaluator.evaluate(online, eval_episodes, seed=seed + 1)
             row = {
                 "updates": learner.updates,
                 "seconds": round(elapsed, 1),
@@ -153,8 +154,7 @@ def probe_dqfd(
                 "heldout_success": round(result.success, 4),
             }
             for decay, average in averaged.items():
-                weights = learner.weights()
-                weights |= {k: v.cpu().numpy() for k, v in zip(state, average, strict=True) if k in weights}
+                weights = online | {k: v.cpu().numpy() for k, v in zip(state, average, strict=True) if k in online}
                 success = evaluator.evaluate(weights, eval_episodes, seed=seed + 1).success
                 row[f"heldout_success_ema_{decay:g}"] = round(success, 4)
             yield row
@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    if args.ema and args.loss != "dqfd":
+        p.error("--ema evaluates averages of the learner's weights: it needs --loss dqfd")
     torch.set_num_threads(args.threads)
     path = ROOT / "configs" / f"{args.task}_{args.level}.yaml"
     path = path if path.exists() and not args.defaults else None
