@@ -1,0 +1,170 @@
+"""How well does a Wordle policy read the board? Greedy held-out games, and every guess checked against the feedback.
+
+A guess is consistent when it could still be the answer given the marks of every earlier guess (the only words the
+solvers of `distdqn/envs/wordle.py` ever play). A policy that keeps to consistent words solves nearly every game
+(the random solver: 99.5% at medium), so the share of inconsistent guesses says how much of what a policy misses
+is the reading of the board, and which constraint it breaks (a green letter moved, a yellow letter dropped or left
+in place, a gray letter reused) says which part of the reading.
+
+    python scripts/probe_wordle_board.py --run runs/wordle_medium           # a run's published weights
+    python scripts/probe_wordle_board.py --max-seconds 300                  # configs/wordle_medium.yaml's
+                                                                            # demonstration step alone, 300 s
+
+`--max-seconds` trains as `scripts/probe_oracle.py --loss dqfd --batch-size 16 --lr 2e-3` does, on the config's
+`learner.demo_*`, and reads the weights the learner publishes (the moving average with `learner.weight_ema`).
+Prints a table; `--json PATH` writes `{"rows": [...], "summary": {...}}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from distdqn.checkpoint import load_for_inference  # noqa: E402
+from distdqn.config import load_config  # noqa: E402
+from distdqn.demonstrations import demo_source  # noqa: E402
+from distdqn.envs import make_env_from_config, numeric_token_values, task_shape  # noqa: E402
+from distdqn.envs.wordle import WORD_LEN, feedback  # noqa: E402
+from distdqn.learner import Learner  # noqa: E402
+from distdqn.networks import build_network, load_published, mask_q  # noqa: E402
+
+KINDS = ("green moved", "yellow in place", "yellow dropped", "gray reused")
+
+
+def train(config, max_seconds: float, seed: int) -> tuple[dict[str, np.ndarray], int]:
+    """The config's demonstration step alone for `max_seconds`: (published weights, updates)."""
+    learner_config = dataclasses.replace(config.learner, lr=2e-3, batch_size=16, device="cpu", demo_pretrain_updates=1)
+    shape = task_shape(config.env)
+    learner = Learner(config.network, learner_config, shape.vocab_size, shape.max_len, seed, shape.token_values)
+    config = dataclasses.replace(config, learner=learner_config)
+    stream, start = demo_source(config).build(), time.perf_counter()
+    while time.perf_counter() - start < max_seconds:
+        learner.demo_update(stream.next(16))
+    return learner.weights(), learner.updates
+
+
+def play(
+    config, weights: dict[str, np.ndarray], episodes: int, seed: int
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Greedy held-out games, one per slot: (each game's guesses [g, 5] letter indices, answers [B, 5], solved [B])."""
+    env = make_env_from_config(config.env, num_envs=episodes, seed=seed, split="test")
+    network = build_network(config.network, env.vocab_size, env.max_len, numeric_token_values(env.vocab.tokens))
+    load_published(network, weights)
+    network.eval()
+    obs = env.reset(seed=seed)
+    answers, games = env.answer.copy(), [None] * episodes
+    letter0 = env.vocab.id("a")
+    with torch.inference_mode():
+        while any(g is None for g in games):
+            tokens = torch.from_numpy(obs.tokens[:, : obs.length.max()].astype(np.int64))
+            q = network.q_at(tokens, torch.from_numpy(obs.length.astype(np.int64) - 1)[:, None])[:, 0]
+            mask = None if obs.action_mask is None else torch.from_numpy(obs.action_mask)
+            obs, _, _, _, info = env.step(mask_q(q, mask).argmax(dim=1).numpy())
+            for k, slot in enumerate(info.done_idx):
+                if games[slot] is None:
+                    row = info.final_tokens[k, 1 : info.final_length[k]]
+                    games[slot] = (
+                        row[: len(row) // (2 * WORD_LEN) * 2 * WORD_LEN].reshape(-1, 2 * WORD_LEN),
+                        bool(info.success[k]),
+                    )
+    guesses = [g[:, :WORD_LEN] - letter0 for g, _ in games]
+    return guesses, answers, np.array([s for _, s in games])
+
+
+def broken(guess: np.ndarray, earlier: np.ndarray, marks: np.ndarray) -> str | None:
+    """The first constraint of one earlier guess's `marks` that `guess` breaks, or None if it keeps them all."""
+    if (feedback(earlier, guess) == marks).all():
+        return None
+    if any(marks[p] == 2 and guess[p] != earlier[p] for p in range(WORD_LEN)):
+        return KINDS[0]
+    if any(marks[p] == 1 and guess[p] == earlier[p] for p in range(WORD_LEN)):
+        return KINDS[1]
+    if any(marks[p] == 1 and earlier[p] not in guess for p in range(WORD_LEN)):
+        return KINDS[2]
+    return KINDS[3]  # what is left: a letter marked gray (no more copies) appears too often
+
+
+def read_board(guesses, answers, success) -> tuple[list[dict], dict[str, int], int]:
+    """(per guess number from the second: played / inconsistent / share, counts of the constraint kinds broken
+    (the first one per inconsistent guess), failed games in which every guess was consistent)."""
+    counts = {kind: 0 for kind in KINDS}
+    by_guess: dict[int, list[int]] = {}  # guess number -> [inconsistent, played]
+    failed_all_consistent = 0
+    for game, answer, solved in zip(guesses, answers, success, strict=True):
+        marks = [feedback(g, answer) for g in game]
+        bad_game = False
+        for k in range(1, len(game)):
+            kinds = [broken(game[k], game[j], marks[j]) for j in range(k)]
+            kind = next((x for x in kinds if x is not None), None)
+            by_guess.setdefault(k + 1, [0, 0])
+            by_guess[k + 1][1] += 1
+            if kind is not None:
+                counts[kind] += 1
+                by_guess[k + 1][0] += 1
+                bad_game = True
+        failed_all_consistent += (not solved) and not bad_game
+    rows = [
+        {"guess": k, "played": n, "inconsistent": bad, "share": round(bad / n, 3)}
+        for k, (bad, n) in sorted(by_guess.items())
+    ]
+    return rows, counts, failed_all_consistent
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="a run directory or checkpoint: its published weights")
+    source.add_argument("--max-seconds", type=float, help="train configs/wordle_medium.yaml's demonstration step")
+    p.add_argument("--config", type=Path, default=ROOT / "configs" / "wordle_medium.yaml")
+    p.add_argument("--episodes", type=int, default=300)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.run is not None:
+        config, weights, _ = load_for_inference(args.run)
+        what = f"run {args.run}"
+    else:
+        config = load_config(args.config, [])
+        weights, updates = train(config, args.max_seconds, args.seed)
+        what = f"{args.config.name}, demonstration step alone, {args.max_seconds:g} s ({updates:,} updates)"
+    if config.env.task != "wordle":
+        p.error(f"this probe reads Wordle boards; the run's task is {config.env.task!r}")
+    guesses, answers, success = play(config, weights, args.episodes, args.seed)
+    rows, counts, failed_all_consistent = read_board(guesses, answers, success)
+    later = sum(r["played"] for r in rows)
+    summary = {
+        "weights": what,
+        "episodes": args.episodes,
+        "success": round(float(success.mean()), 4),
+        "inconsistent_share": round(sum(r["inconsistent"] for r in rows) / max(later, 1), 4),
+        "failed": int((~success).sum()),
+        "failed_with_every_guess_consistent": int(failed_all_consistent),
+        "broken": counts,
+    }
+    print(f"Wordle board reading: {what}; {args.episodes} held-out games, greedy")
+    print(
+        f"held-out success {summary['success']:.3f}; guesses after the first that break earlier feedback: "
+        f"{summary['inconsistent_share']:.1%}; failed games {summary['failed']}, of them with every guess "
+        f"consistent {failed_all_consistent}"
+    )
+    print(f"{'guess':>6} {'played':>7} {'inconsistent':>13} {'share':>6}")
+    for r in rows:
+        print(f"{r['guess']:>6} {r['played']:>7} {r['inconsistent']:>13} {r['share']:>6.1%}")
+    print("constraint broken (first one per guess): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "summary": summary}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""scripts/probe_wordle_board.py: greedy held-out Wordle games, each guess checked against the earlier feedback."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distdqn.envs import make_env
+from distdqn.envs.wordle import feedback
+
+_SPEC = importlib.util.spec_from_file_location(
+    "probe_wordle_board", Path(__file__).resolve().parents[2] / "scripts" / "probe_wordle_board.py"
+)
+board = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(board)
+
+
+def letters(word: str) -> np.ndarray:
+    return np.array([ord(c) - ord("a") for c in word])
+
+
+@pytest.mark.parametrize(
+    "guess, kind",
+    [
+        ("apple", None),  # the answer itself keeps every constraint
+        ("blame", "green moved"),  # the green a left place 1
+        ("alloy", "yellow in place"),  # l again where it was yellow
+        ("aeons", "yellow dropped"),  # no l at all
+        ("aelre", "gray reused"),  # r was gray
+    ],
+)
+def test_each_broken_constraint_is_named(guess, kind):
+    earlier, answer = letters("alert"), letters("apple")  # marks: a green, l e yellow, r t gray
+    assert board.broken(letters(guess), earlier, feedback(earlier, answer)) == kind
+
+
+def _games(policy_of, episodes=64):
+    """The first game of each slot: (guesses [g, 5], answers [B, 5], solved [B])."""
+    env = make_env("wordle", num_envs=episodes, seed=0, split="test", difficulty="medium", action_mask=True)
+    env.reset(seed=0)
+    answers, games, policy = env.answer.copy(), [None] * episodes, policy_of(env)
+    while any(g is None for g in games):
+        _, _, _, _, info = env.step(policy())
+        for k, slot in enumerate(info.done_idx):
+            if games[slot] is None:
+                row = info.final_tokens[k, 1 : info.final_length[k]].reshape(-1, 10)[:, :5] - 2
+                games[slot] = (row, bool(info.success[k]))
+    return [g for g, _ in games], answers, np.array([s for _, s in games])
+
+
+def test_the_solver_keeps_to_consistent_words_and_a_random_typist_does_not():
+    rows, counts, failed_consistent = board.read_board(*_games(lambda env: env.oracle_actions))
+    assert sum(r["inconsistent"] for r in rows) == 0 and sum(counts.values()) == 0 and failed_consistent == 0
+    assert rows[0]["guess"] == 2 and rows[0]["played"] > 0
+    rng = np.random.default_rng(0)
+    rows, counts, _ = board.read_board(*_games(lambda env: lambda: env.random_actions(rng)))
+    played, bad = sum(r["played"] for r in rows), sum(r["inconsistent"] for r in rows)
+    assert bad > 0.8 * played and sum(counts.values()) == bad
+
+
+def test_the_probe_trains_plays_and_writes_its_table(tmp_path, capsys):
+    out = tmp_path / "board.json"
+    board.main(["--max-seconds", "1", "--episodes", "16", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["summary"]["episodes"] == 16 and 0.0 <= result["summary"]["inconsistent_share"] <= 1.0
+    assert sum(result["summary"]["broken"].values()) == sum(r["inconsistent"] for r in result["rows"])
+    assert "break earlier feedback" in capsys.readouterr().out
