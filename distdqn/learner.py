@@ -196,17 +196,22 @@ class Learner:
         demonstration transitions, and their metrics. Q(s, .) over the whole vocabulary with autograd: the margin
         compares every token with the oracle's, or only the legal ones where the task masks actions
         (`demo_legal_only`, the batch's `mask_s`). A batch of whole episodes (`spec.ROW`, `learner.demo_episodes`)
-        reads all of an episode's transitions from one pass over its row; each loss is a mean over transitions."""
+        reads all of an episode's transitions from one pass over its row; each loss is a mean over transitions. With
+        `demo_td_weight` 0 the TD part is not computed at all (no target forward, no `demo_td_loss` metric)."""
         c = self.config
         tokens, len_s, len_next, action, ret, discount, _, mask = self._tensors(demo)
         rows = self._to_device(demo[spec.ROW], torch.long) if spec.ROW in demo else None  # whole episodes
-        q_tm1, q_t_online, q_t_target = transition_q_values(self.online, self.target, tokens, len_s, len_next, rows)
-        td = double_dqn_loss(q_tm1, action, ret, discount, q_t_online, q_t_target, None, mask, **self._loss_kw())
+        target = self.target if c.demo_td_weight else None
+        q_tm1, q_t_online, q_t_target = transition_q_values(self.online, target, tokens, len_s, len_next, rows)
+        loss, metrics = 0.0, {}
+        if target is not None:
+            td = double_dqn_loss(q_tm1, action, ret, discount, q_t_online, q_t_target, None, mask, **self._loss_kw())
+            loss, metrics = c.demo_td_weight * td.loss, {"demo_td_loss": td.loss.detach()}
         if c.demo_legal_only and spec.MASK_S in demo:  # illegal tokens are never acted on: no rivals
             q_tm1 = mask_q(q_tm1, unpack_mask(self._to_device(demo[spec.MASK_S]), self.vocab_size))
         margin, accuracy = large_margin_loss(q_tm1, action, c.demo_margin, c.demo_temperature)
-        metrics = {"demo_td_loss": td.loss.detach(), "demo_margin_loss": margin.detach(), "demo_accuracy": accuracy}
-        return c.demo_td_weight * td.loss + c.demo_margin_weight * margin, metrics
+        metrics |= {"demo_margin_loss": margin.detach(), "demo_accuracy": accuracy}
+        return loss + c.demo_margin_weight * margin, metrics
 
     def _step(
         self, loss: torch.Tensor, abs_td: torch.Tensor | None, metrics: dict[str, torch.Tensor]

@@ -99,18 +99,19 @@ def td_loss(
 
 def transition_q_values(
     online: QNetwork,
-    target: QNetwork,
+    target: QNetwork | None,
     tokens: torch.Tensor,
     len_s: torch.Tensor,
     len_next: torch.Tensor,
     rows: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(q_tm1, q_t_online, q_t_target), each [N, V], from ONE online and ONE target forward over the shared rows.
 
     tokens [B, L] long (the rows may be cropped to max(len_next)); len_s, len_next [N] long. Without `rows`, N = B
     and transition i is row i. With `rows` [N] long (non-decreasing: an episode's transitions together; the
     `spec.ROW` layout of episode demonstrations) transition i reads row rows[i]: each row's forward serves all of
-    its transitions, at the positions len_s - 1 and len_next - 1 of every one.
+    its transitions, at the positions len_s - 1 and len_next - 1 of every one. With `target` None (a loss that
+    needs no bootstrap: the large margin alone) only Q(s, .): (q_tm1, None, None), and no target forward.
     """
     if rows is None:  # one transition per row
         rows = torch.arange(len_s.shape[0], device=tokens.device)
@@ -120,8 +121,11 @@ def transition_q_values(
         counts = torch.bincount(rows, minlength=tokens.shape[0])  # transitions per row
         k = int(counts.max())
         slot = torch.arange(rows.numel(), device=rows.device) - (torch.cumsum(counts, 0) - counts)[rows]  # in row
-    positions = torch.zeros(tokens.shape[0], 2 * k, dtype=torch.long, device=tokens.device)  # padding reads 0
+    reads = 2 * k if target is not None else k  # s then s' of each transition, or s alone
+    positions = torch.zeros(tokens.shape[0], reads, dtype=torch.long, device=tokens.device)  # padding reads 0
     positions[rows, slot] = len_s.long() - 1
+    if target is None:
+        return online.q_at(tokens, positions)[rows, slot], None, None
     positions[rows, k + slot] = len_next.long() - 1
     q_online = online.q_at(tokens, positions)  # [B, 2k, V]
     with torch.no_grad():

@@ -156,9 +156,27 @@ def test_the_demonstration_loss_weighs_its_td_and_margin_parts(td_weight, margin
     config = load_config(None, [*ARITHMETIC, "learner.demo_batch_size=16", *weights])
     demo = demo_source(config).build().next(16)
     loss, metrics = _learner(config).demo_loss(demo)
-    parts = td_weight * metrics["demo_td_loss"].item() + margin_weight * metrics["demo_margin_loss"].item()
-    assert metrics["demo_td_loss"].item() > 0 and metrics["demo_margin_loss"].item() > 0
-    assert loss.item() == pytest.approx(parts, rel=1e-6)
+    td = metrics["demo_td_loss"].item() if td_weight else 0.0  # weight 0: the TD part is not computed at all
+    assert ("demo_td_loss" in metrics) == (td_weight > 0)
+    assert metrics["demo_margin_loss"].item() > 0 and (td > 0 or not td_weight)
+    assert loss.item() == pytest.approx(td_weight * td + margin_weight * metrics["demo_margin_loss"].item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("episodes", [False, True])
+def test_without_its_td_part_the_demonstration_loss_reads_the_same_q_of_s(episodes):
+    """`demo_td_weight` 0 skips the target pass and the s' positions; the margin on Q(s, .) is the one the full
+    pass gives, single transitions and whole episodes alike."""
+    base = [*WORDLE, "env.options.solver_choice=random", "learner.demo_batch_size=8"]
+    base.append(f"learner.demo_episodes={str(episodes).lower()}")
+    demo = demo_source(load_config(None, base)).build().next(8)
+    margins = []
+    for td_weight in (1.0, 0.0):
+        config = load_config(None, [*base, f"learner.demo_td_weight={td_weight}"])
+        loss, metrics = _learner(config).demo_loss(demo)
+        margins.append(metrics["demo_margin_loss"].item())
+        if not td_weight:
+            assert loss.item() == pytest.approx(margins[-1], rel=1e-6)
+    assert margins[0] == pytest.approx(margins[1], rel=1e-5)
 
 
 @pytest.mark.parametrize("episodes", [False, True])
