@@ -125,14 +125,17 @@ def main(argv: list[str] | None = None) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help="a run directory or checkpoint: its published weights")
     source.add_argument("--max-seconds", type=float, help="train configs/wordle_medium.yaml's demonstration step")
-    p.add_argument("--config", type=Path, default=ROOT / "configs" / "wordle_medium.yaml")
-    p.add_argument("--episodes", type=int, default=300)
+    p.add_argument("--config", type=Path, default=ROOT / "configs" / "wordle_medium.yaml", help="with --max-seconds")
+    p.add_argument("--episodes", type=int, default=300, help="held-out games, one per slot")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--json", type=Path)
+    p.add_argument("--json", type=Path, help="write {rows, summary}")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.run is not None:
-        config, weights, _ = load_for_inference(args.run)
+        try:
+            config, weights, _ = load_for_inference(args.run)
+        except FileNotFoundError as e:
+            p.error(str(e))
         what = f"run {args.run}"
     else:
         config = load_config(args.config, [])

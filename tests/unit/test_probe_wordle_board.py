@@ -2,6 +2,9 @@
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +13,8 @@ import pytest
 from distdqn.envs import make_env
 from distdqn.envs.wordle import feedback
 
-_SPEC = importlib.util.spec_from_file_location(
-    "probe_wordle_board", Path(__file__).resolve().parents[2] / "scripts" / "probe_wordle_board.py"
-)
+REPO = Path(__file__).resolve().parents[2]
+_SPEC = importlib.util.spec_from_file_location("probe_wordle_board", REPO / "scripts" / "probe_wordle_board.py")
 board = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(board)
 
@@ -67,3 +69,30 @@ def test_the_probe_trains_plays_and_writes_its_table(tmp_path, capsys):
     assert result["summary"]["episodes"] == 16 and 0.0 <= result["summary"]["inconsistent_share"] <= 1.0
     assert sum(result["summary"]["broken"].values()) == sum(r["inconsistent"] for r in result["rows"])
     assert "break earlier feedback" in capsys.readouterr().out
+
+
+def test_the_probe_reads_a_runs_published_weights_and_names_a_wrong_task(tmp_path, capsys):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    train = [
+        sys.executable,
+        "-m",
+        "distdqn",
+        "train",
+        "--local",
+        "--quiet",
+        "--examples",
+        "0",
+        "--max-env-steps",
+        "300",
+    ]
+    for task in ("wordle", "copy"):
+        subprocess.run([*train, "--task", task, "--run-dir", str(tmp_path / task)], check=True, env=env, cwd=REPO)
+    out = tmp_path / "board.json"
+    board.main(["--run", str(tmp_path / "wordle"), "--episodes", "8", "--json", str(out)])
+    assert json.loads(out.read_text())["summary"]["weights"] == f"run {tmp_path / 'wordle'}"
+    with pytest.raises(SystemExit):
+        board.main(["--run", str(tmp_path / "copy")])
+    assert "reads Wordle boards; the run's task is 'copy'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        board.main(["--run", str(tmp_path / "none")])
+    assert "no such run directory" in capsys.readouterr().err
