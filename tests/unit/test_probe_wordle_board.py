@@ -73,18 +73,7 @@ def test_the_probe_trains_plays_and_writes_its_table(tmp_path, capsys):
 
 def test_the_probe_reads_a_runs_published_weights_and_names_a_wrong_task(tmp_path, capsys):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    train = [
-        sys.executable,
-        "-m",
-        "distdqn",
-        "train",
-        "--local",
-        "--quiet",
-        "--examples",
-        "0",
-        "--max-env-steps",
-        "300",
-    ]
+    train = [sys.executable, "-m", "distdqn", *"train --local --quiet --examples 0 --max-env-steps 300".split()]
     for task in ("wordle", "copy"):
         subprocess.run([*train, "--task", task, "--run-dir", str(tmp_path / task)], check=True, env=env, cwd=REPO)
     out = tmp_path / "board.json"
