@@ -152,9 +152,7 @@ class LearnerConfig:
     demo_batch_size: NonNegativeInt = 0  # demonstrations added to every later update (0: none after pretraining)
     demo_margin: NonNegativeFloat = 0.8  # large-margin loss: Q(s, a) + margin <= Q(s, a_oracle) for a != a_oracle
     demo_margin_weight: NonNegativeFloat = 1.0  # weight of the margin loss next to the TD loss on demonstrations
-    demo_td_weight: NonNegativeFloat = (
-        1.0  # weight of the TD loss on demonstrations (0: the margin alone, no target pass)
-    )
+    demo_td_weight: NonNegativeFloat = 1.0  # weight of the TD loss on demonstrations (0: margin alone, no target pass)
     # Tasks with action masks: the margin compares the demonstrated token with the legal tokens of s only (false:
     # with the whole vocabulary, DQfD as published)
     demo_legal_only: bool = True
