@@ -44,41 +44,46 @@ KINDS = ("green moved", "yellow in place", "yellow dropped", "gray reused")
 def train(config, max_seconds: float, seed: int) -> tuple[dict[str, np.ndarray], int]:
     """The config's demonstration step alone for `max_seconds`: (published weights, updates)."""
     learner_config = dataclasses.replace(config.learner, lr=2e-3, batch_size=16, device="cpu", demo_pretrain_updates=1)
+    config = dataclasses.replace(config, learner=learner_config)  # demo_source reads learner.demo_*
     shape = task_shape(config.env)
     learner = Learner(config.network, learner_config, shape.vocab_size, shape.max_len, seed, shape.token_values)
-    config = dataclasses.replace(config, learner=learner_config)
     stream, start = demo_source(config).build(), time.perf_counter()
     while time.perf_counter() - start < max_seconds:
         learner.demo_update(stream.next(16))
     return learner.weights(), learner.updates
 
 
-def play(
-    config, weights: dict[str, np.ndarray], episodes: int, seed: int
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Greedy held-out games, one per slot: (each game's guesses [g, 5] letter indices, answers [B, 5], solved [B])."""
+def first_games(env, act, seed: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The first game of every slot of a Wordle `env`, played by `act(obs) -> actions [B]` from a reset at `seed`:
+    (each game's guesses [g, 5] letter indices, answers [B, 5], solved [B])."""
+    obs = env.reset(seed=seed)
+    answers, games = env.answer.copy(), [None] * env.num_envs
+    while any(g is None for g in games):
+        obs, _, _, _, info = env.step(act(obs))
+        for k, slot in enumerate(info.done_idx):
+            if games[slot] is None:
+                row = info.final_tokens[k, 1 : info.final_length[k]]  # guesses, each followed by its 5 marks
+                games[slot] = (row[: len(row) // (2 * WORD_LEN) * 2 * WORD_LEN], bool(info.success[k]))
+    letter0 = env.vocab.id("a")
+    guesses = [row.reshape(-1, 2 * WORD_LEN)[:, :WORD_LEN] - letter0 for row, _ in games]
+    return guesses, answers, np.array([solved for _, solved in games])
+
+
+def play(config, weights: dict[str, np.ndarray], episodes: int, seed: int):
+    """Greedy held-out games by the published `weights`, one per slot (`first_games`)."""
     env = make_env_from_config(config.env, num_envs=episodes, seed=seed, split="test")
     network = build_network(config.network, env.vocab_size, env.max_len, numeric_token_values(env.vocab.tokens))
     load_published(network, weights)
     network.eval()
-    obs = env.reset(seed=seed)
-    answers, games = env.answer.copy(), [None] * episodes
-    letter0 = env.vocab.id("a")
+
+    def greedy(obs) -> np.ndarray:
+        tokens = torch.from_numpy(obs.tokens[:, : obs.length.max()].astype(np.int64))
+        q = network.q_at(tokens, torch.from_numpy(obs.length.astype(np.int64) - 1)[:, None])[:, 0]
+        mask = None if obs.action_mask is None else torch.from_numpy(obs.action_mask)
+        return mask_q(q, mask).argmax(dim=1).numpy()
+
     with torch.inference_mode():
-        while any(g is None for g in games):
-            tokens = torch.from_numpy(obs.tokens[:, : obs.length.max()].astype(np.int64))
-            q = network.q_at(tokens, torch.from_numpy(obs.length.astype(np.int64) - 1)[:, None])[:, 0]
-            mask = None if obs.action_mask is None else torch.from_numpy(obs.action_mask)
-            obs, _, _, _, info = env.step(mask_q(q, mask).argmax(dim=1).numpy())
-            for k, slot in enumerate(info.done_idx):
-                if games[slot] is None:
-                    row = info.final_tokens[k, 1 : info.final_length[k]]
-                    games[slot] = (
-                        row[: len(row) // (2 * WORD_LEN) * 2 * WORD_LEN].reshape(-1, 2 * WORD_LEN),
-                        bool(info.success[k]),
-                    )
-    guesses = [g[:, :WORD_LEN] - letter0 for g, _ in games]
-    return guesses, answers, np.array([s for _, s in games])
+        return first_games(env, greedy, seed)
 
 
 def broken(guess: np.ndarray, earlier: np.ndarray, marks: np.ndarray) -> str | None:

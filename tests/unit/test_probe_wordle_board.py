@@ -39,17 +39,9 @@ def test_each_broken_constraint_is_named(guess, kind):
 
 
 def _games(policy_of, episodes=64):
-    """The first game of each slot: (guesses [g, 5], answers [B, 5], solved [B])."""
     env = make_env("wordle", num_envs=episodes, seed=0, split="test", difficulty="medium", action_mask=True)
-    env.reset(seed=0)
-    answers, games, policy = env.answer.copy(), [None] * episodes, policy_of(env)
-    while any(g is None for g in games):
-        _, _, _, _, info = env.step(policy())
-        for k, slot in enumerate(info.done_idx):
-            if games[slot] is None:
-                row = info.final_tokens[k, 1 : info.final_length[k]].reshape(-1, 10)[:, :5] - 2
-                games[slot] = (row, bool(info.success[k]))
-    return [g for g, _ in games], answers, np.array([s for _, s in games])
+    policy = policy_of(env)
+    return board.first_games(env, lambda obs: policy(), seed=0)
 
 
 def test_the_solver_keeps_to_consistent_words_and_a_random_typist_does_not():
