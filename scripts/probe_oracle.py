@@ -21,7 +21,7 @@ TD + large-margin loss on the oracle's n-step transitions, `learner.demo_*` from
 It takes `configs/<task>_<level>.yaml` when it exists (`--defaults` to ignore it) plus `--set` overrides; only the
 `env.*` and `network.*` sections matter (and `learner.demo_*`, `actor.n_step`, `actor.gamma` with `--loss dqfd`).
 Prints one line per evaluation; `--json PATH` writes `{"rows": [{"updates", "seconds", "examples", "loss",
-"heldout_success"}, ...], "config": {...}}`.
+"heldout_success"}, ...], "config": {...}}`, rewritten after every evaluation (a probe stopped early keeps its rows).
 """
 
 from __future__ import annotations
@@ -202,6 +202,9 @@ def main(argv: list[str] | None = None) -> None:
         p.error(str(e))
     print(f"oracle probe: {args.task} {args.level}, config {path.name if path else 'defaults'} {' '.join(args.set)}")
     print(f"{'updates':>8} {'seconds':>8} {'examples':>10} {'loss':>8} {'held-out':>9}")
+    meta = {"task": args.task, "level": args.level, "config": path.name if path else "defaults", "set": args.set}
+    meta |= {"network": dataclasses.asdict(config.network), "batch_size": args.batch_size, "lr": args.lr}
+    meta |= {"loss": args.loss}
     rows = []
     try:
         train = probe if args.loss == "cross_entropy" else functools.partial(probe_dqfd, ema=tuple(args.ema))
@@ -209,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
             config, args.max_seconds, args.batch_size, args.lr, args.eval_every, args.eval_episodes, args.seed
         ):
             rows.append(row)
+            if args.json:  # after every evaluation, so a probe stopped early keeps what it measured
+                args.json.write_text(json.dumps({"rows": rows, "config": meta}, indent=1) + "\n")
             print(
                 f"{row['updates']:>8} {row['seconds']:>8.0f} {row['examples']:>10,d} {row['loss']:>8.4f} "
                 f"{row['heldout_success']:>9.3f}"
@@ -219,11 +224,6 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"{e}: the probe plays the task's oracle; give the env oracle_actions() -> [B], the right next token")
     except ConfigError as e:  # demo_source's: the same missing oracle, found before training
         p.error(str(e))
-    if args.json:
-        meta = {"task": args.task, "level": args.level, "config": path.name if path else "defaults", "set": args.set}
-        meta |= {"network": dataclasses.asdict(config.network), "batch_size": args.batch_size, "lr": args.lr}
-        meta |= {"loss": args.loss}
-        args.json.write_text(json.dumps({"rows": rows, "config": meta}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

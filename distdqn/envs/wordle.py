@@ -20,7 +20,7 @@ Words: `data/words5.txt` (common English words, most common first). A difficulty
 `test_fraction` of the pool with the smallest seed-free hashes of their codes.
 
 Three options give a learner something to go on at the medium and hard levels without telling the answer (README,
-"Not reached", has what they bought: wordle medium 0.00 -> 0.9 on two seeds of five, best 0.85-0.91, with demonstrations):
+"Wordle medium", has what they bought: wordle medium 0.00 -> 0.9 on three seeds of five, with demonstrations):
 - `action_mask`: the env publishes the letters that keep the current guess a prefix of some word in the list (a
   dictionary keyboard, as the real game refuses a non-word), so every guess is a word. It says nothing of the
   feedback: a policy that only follows it guesses random words (tests/unit/envs/test_wordle.py measures it).
@@ -32,7 +32,7 @@ Three options give a learner something to go on at the medium and hard levels wi
 
 `feedback: letters` changes only how the feedback is written: one token per place naming the letter and its mark
 (`aG rY e_ ...`, 78 tokens after the base vocabulary) instead of the mark alone. A Transformer learns the medium
-level's demonstrations faster per update with it, a GRU slower (README, "Not reached"); off by default (on in
+level's demonstrations faster per update with it, a GRU slower (README, "Wordle medium"); off by default (on in
 configs/wordle_medium.yaml).
 """
 

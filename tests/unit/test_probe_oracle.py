@@ -1,5 +1,5 @@
 """scripts/probe_oracle.py: supervised training of the Q-network on the task oracle's moves (the network-or-signal
-diagnostic of the README's "Not reached")."""
+diagnostic of the README's "Wordle medium" and shortest path hard paragraphs)."""
 
 import importlib.util
 import json
@@ -42,6 +42,26 @@ def test_the_probe_learns_copy_easy_from_the_oracle(tmp_path):
     assert rows[0]["updates"] == 100 and rows[-1]["seconds"] >= 8
     assert rows[-1]["loss"] < rows[0]["loss"]
     assert max(r["heldout_success"] for r in rows) >= 0.5  # ~0.95 in 8 s on the 2-core VM; an untrained net scores 0
+
+
+def test_a_probe_stopped_early_keeps_the_rows_it_measured(tmp_path, monkeypatch):
+    def two_evaluations_then_ctrl_c(config, *args):
+        for updates in (100, 200):
+            yield {
+                "updates": updates,
+                "seconds": updates / 100,
+                "examples": 8 * updates,
+                "loss": 1.0,
+                "heldout_success": 0.5,
+            }
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(probe_oracle, "probe", two_evaluations_then_ctrl_c)
+    out = tmp_path / "probe.json"
+    with pytest.raises(KeyboardInterrupt):
+        probe_oracle.main(["--task", "copy", "--max-seconds", "600", "--json", str(out)])
+    data = json.loads(out.read_text())
+    assert [r["updates"] for r in data["rows"]] == [100, 200] and data["config"]["task"] == "copy"
 
 
 def test_a_plugin_task_without_an_oracle_is_one_clear_error(capsys):
