@@ -10,8 +10,8 @@ in place, a gray letter reused) says which part of the reading.
     python scripts/probe_wordle_board.py --max-seconds 300                  # configs/wordle_medium.yaml's
                                                                             # demonstration step alone, 300 s
 
-`--max-seconds` trains as `scripts/probe_oracle.py --loss dqfd --batch-size 16 --lr 2e-3` does, on the config's
-`learner.demo_*`, and reads the weights the learner publishes (the moving average with `learner.weight_ema`).
+`--max-seconds` trains as `scripts/probe_oracle.py --loss dqfd --batch-size 16` does, at the config's learning rate,
+clipping and `learner.demo_*`, and reads the weights the learner publishes (the moving average with `learner.weight_ema`).
 Prints a table; `--json PATH` writes `{"rows": [...], "summary": {...}}`.
 """
 
@@ -43,7 +43,7 @@ KINDS = ("green moved", "yellow in place", "yellow dropped", "gray reused")
 
 def train(config, max_seconds: float, seed: int) -> tuple[dict[str, np.ndarray], int]:
     """The config's demonstration step alone for `max_seconds`: (published weights, updates)."""
-    learner_config = dataclasses.replace(config.learner, lr=2e-3, batch_size=16, device="cpu", demo_pretrain_updates=1)
+    learner_config = dataclasses.replace(config.learner, batch_size=16, device="cpu", demo_pretrain_updates=1)
     config = dataclasses.replace(config, learner=learner_config)  # demo_source reads learner.demo_*
     shape = task_shape(config.env)
     learner = Learner(config.network, learner_config, shape.vocab_size, shape.max_len, seed, shape.token_values)
