@@ -30,6 +30,7 @@ TIMING_KEYS = ("t_collect", "t_encode", "t_push", "t_wait", "t_pull", "t_throttl
 REMOTE_FAILURES = (RayActorError, GetTimeoutError, OwnerDiedError, ObjectLostError)
 
 SHARD_RETRY_S = 5.0  # a shard that failed a push is probed again (one ping) after this long
+FILL_BUDGET_S = 1.0  # below the replay's minimum size, an actor's share of the shortfall renews this often
 
 # Where every generated transition ends (stats()): transitions == inserted + rejected + duplicates + lost + in_flight.
 OUTCOME_KEYS = ("inserted", "rejected", "duplicates", "lost")
@@ -95,6 +96,9 @@ class ActorWorker:
         self._learner_counters: dict[str, Any] = {}
         self._counters_time = 0.0
         self._sample_rate = 0.0  # learner samples/s, estimated from successive counter reads
+        # while the learner reports the replay below its minimum size: this actor's stored count when the reported
+        # size last moved (or FILL_BUDGET_S passed), against which its share of the shortfall is counted
+        self._fill_mark = (0, 0.0)
         self._steps_since_pull = 0
         self._started = False
         self._totals = {
@@ -261,6 +265,8 @@ class ActorWorker:
             previous, then = int(self._learner_counters.get("sampled", 0)), self._counters_time
             if now > then and counters.get("sampled", 0) > previous:
                 self._sample_rate = (counters["sampled"] - previous) / (now - then)
+        if counters.get("replay_size") != self._learner_counters.get("replay_size"):
+            self._fill_mark = (self._stored(), now)
         self._learner_counters, self._counters_time = counters, now
         if ref is not None:
             try:
@@ -278,32 +284,49 @@ class ActorWorker:
         parameter store (at most one pull interval old). Transitions that were lost (no live shard) or refused do
         not count: counting them would owe the learner samples of data it never saw, and with the learner held
         back by the same band on its side (it counts the shards' inserts) both would wait for ever.
+
+        While the learner reports the replay below `min_size_to_sample` (the start of a run, or a shard restarted
+        empty) it cannot sample, so the band would hold everyone for ever: the actor fills instead, but only its
+        share of the reported shortfall per report (`_may_fill`), since the report lags the pushes (a learner busy
+        on demonstrations, or starved of CPU, reported an empty replay while actors stored thousands).
         """
         if self.limiter.samples_per_insert <= 0:
             return True
         while True:
-            if (
-                self._learner_counters.get("replay_size", self.limiter.min_size_to_sample)
-                < self.limiter.min_size_to_sample
-            ):
-                return True  # the learner waits for data (e.g. a shard restarted empty): always insert then
-
-            stored = self._totals["inserted"] + sum(push.items for push in self._in_flight)
-            self.limiter.load_counts(
-                inserted=stored * self.num_actors,
-                sampled=int(self._learner_counters.get("sampled", 0)),
-            )
-            if self.limiter.can_insert(self.actor.num_envs * self.config.push_interval_steps * self.num_actors):
-                return True
+            reported = self._learner_counters.get("replay_size", self.limiter.min_size_to_sample)
+            if reported < self.limiter.min_size_to_sample:
+                if self._may_fill(reported):
+                    return True
+                wait = 0.02  # for the next report
+            else:
+                self.limiter.load_counts(
+                    inserted=self._stored() * self.num_actors,
+                    sampled=int(self._learner_counters.get("sampled", 0)),
+                )
+                if self.limiter.can_insert(self.actor.num_envs * self.config.push_interval_steps * self.num_actors):
+                    return True
+                # about as long as the learner needs to sample the deficit (every poll is a remote call, and a
+                # throttled actor's job is to leave the CPU to the learner)
+                deficit = self.limiter.expected_samples() * (1.0 - self.limiter.tolerance) - self.limiter.sampled
+                wait = deficit / self._sample_rate if self._sample_rate > 0 else 0.025
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            # Sleep about as long as the learner needs to sample the deficit (every poll is a remote call, and a
-            # throttled actor's job is to leave the CPU to the learner), between 10 ms and 0.5 s.
-            deficit = self.limiter.expected_samples() * (1.0 - self.limiter.tolerance) - self.limiter.sampled
-            wait = deficit / self._sample_rate if self._sample_rate > 0 else 0.025
             time.sleep(min(max(wait, 0.01), 0.5, left))
             self._pull_weights()
+
+    def _may_fill(self, reported: int) -> bool:
+        """Whether to push while the replay is reported below its minimum size: while this actor's stores since the
+        reported size last moved stay under its share of the shortfall, and afresh every FILL_BUDGET_S seconds
+        (a report that never moves, e.g. the pushes went to a shard that then restarted, must not stop the fill)."""
+        mark, since = self._fill_mark
+        if time.monotonic() - since > FILL_BUDGET_S:
+            self._fill_mark = mark, since = self._stored(), time.monotonic()
+        return (self._stored() - mark) * self.num_actors < self.limiter.min_size_to_sample - reported
+
+    def _stored(self) -> int:
+        """Transitions acknowledged by a shard or in flight to one."""
+        return self._totals["inserted"] + sum(push.items for push in self._in_flight)
 
     # ---- control ----------------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
