@@ -121,6 +121,7 @@ def test_the_learner_pretrains_on_demonstrations_while_actors_wait(ray_cluster, 
         supervisor.close()
     assert summary["updates"] >= 300 and learner["sampled"] == 0  # demonstrations only, no replay batch yet
     assert learner["metrics"]["demo_accuracy"] >= 0.5  # CopyEnv's oracle moves, learned (1/9 by chance)
-    # the actors saw the replay reach its minimum size and waited for the learner's samples: a few pushes past
-    # replay.min_size_to_sample (256), not the ~2,000 transitions a second they make unthrottled
-    assert sum(s["inserted"] for s in shards) <= 256 + 8 * 16 * 8 * 2, shards
+    # the actors saw the replay reach its minimum size and waited for the learner's samples: a few pushes (16 envs x
+    # 8 steps) each past replay.min_size_to_sample (256), not the ~2,000 transitions a second they make unthrottled.
+    # (~770 here, also with the 2 cores busy; when a stale size report let actors fill freely: up to 2,813)
+    assert sum(s["inserted"] for s in shards) <= 256 + 5 * 16 * 8 * 2, shards
