@@ -1,13 +1,17 @@
-"""Benchmark of the learning core on one CPU core: actor env steps/s and learner updates/s (no Ray, no replay).
+"""Benchmark of the learning core on one CPU core (and a GPU): actor env steps/s and learner updates/s (no Ray, no replay).
 
 Actor: `Actor.collect` on the synthetic task (tests/fakes.py) with the default GRU network: the batched env step,
 the batched Q-forward (one GRU-cell step), epsilon-greedy, n-step assembly and initial priorities, all included.
-Learner: `Learner.update` at batch 64 and 512 on CPU with transitions collected by that actor (sampled
-transitions/s = updates/s * batch), for both implementations (`learner.impl`: fast and reference) side by side on the
-same batches, interleaved in short rounds so a busy machine slows both alike. Targets: >= 50,000 actor env steps/s
-per core at B = 256 on the small vocabulary; the fast learner >= 3x the reference (issue 16).
+Learner: `Learner.update` with transitions collected by that actor (sampled transitions/s = updates/s * batch), for
+both implementations (`learner.impl`: fast and reference) side by side on the same batches, interleaved in short
+rounds so a busy machine slows both alike: on CPU (one thread) at batch 64 and 512; with `--devices cuda` also on
+the GPU at batch 512 and 2048, in float32 and with bf16 autocast (`learner.bf16`), the CPU rows being the peer in
+the same process run. Each update includes its one host sync (|td| back for the replay's priorities). Targets:
+>= 50,000 actor env steps/s per core at B = 256 on the small vocabulary; the fast learner >= 3x the reference on
+CPU, and >= 100,000 sampled transitions/s on a GPU (issue 16).
 
     .venv/bin/python scripts/bench_core.py [--quick] [--json PATH]
+    python scripts/bench_core.py --devices cpu cuda --learner-only --json gpu.json   # on a machine with a GPU
 """
 
 from __future__ import annotations
@@ -49,7 +53,14 @@ def bench_actor(batch: int, vocab: int, seconds: float) -> dict:
     return {"B": batch, "vocab": vocab, "env_steps_per_s": steps / elapsed, "transitions_per_s": transitions / elapsed}
 
 
-def bench_learner(vocab: int, seconds: float, batch_size: int) -> list[dict]:
+LEARNER_BATCHES = {"cpu": (64, 512), "cuda": (512, 2048)}
+PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "bf16")}  # bf16 autocast is CUDA-only in the learner
+GPU_TARGET = 100_000  # sampled transitions/s, default network (issue 16)
+
+
+def bench_learner(
+    vocab: int, seconds: float, batch_size: int, device: str = "cpu", precision: str = "fp32"
+) -> list[dict]:
     """Both learner implementations on the same pre-sampled batches, alternating rounds of `seconds / 4`."""
     actor = make_actor(256, vocab)
     data = actor.collect(40).transitions
@@ -62,19 +73,22 @@ def bench_learner(vocab: int, seconds: float, batch_size: int) -> list[dict]:
         batches.append(batch)
     learners, updates, elapsed = {}, {}, {}
     for impl in IMPLS:
-        config = LearnerConfig(device="cpu", batch_size=batch_size, num_threads=1, impl=impl)
+        config = LearnerConfig(device=device, batch_size=batch_size, num_threads=1, impl=impl, bf16=precision == "bf16")
         learners[impl] = Learner(NetworkConfig(), config, actor.vocab_size, actor.max_len, seed=0)
-        learners[impl].update(batches[0])  # first-call allocations out of the timing
+        for b in batches[:3]:  # first-call allocations (and CUDA's kernel selection) out of the timing
+            learners[impl].update(b)
         updates[impl], elapsed[impl] = 0, 0.0
     for _ in range(4):
         for impl, learner in learners.items():
             start = time.perf_counter()
             while time.perf_counter() - start < seconds / 4:
-                learner.update(batches[updates[impl] % len(batches)])
+                learner.update(batches[updates[impl] % len(batches)])  # returns |td| on the host: a sync each
                 updates[impl] += 1
             elapsed[impl] += time.perf_counter() - start
     return [
         {
+            "device": device,
+            "precision": precision,
             "impl": impl,
             "batch": batch_size,
             "vocab": vocab,
@@ -88,37 +102,59 @@ def bench_learner(vocab: int, seconds: float, batch_size: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short timings (< 1 minute in all)")
+    parser.add_argument("--quick", action="store_true", help="short timings (< 1 minute in all on CPU)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this path")
+    parser.add_argument(
+        "--devices", nargs="+", choices=sorted(LEARNER_BATCHES), default=["cpu"], help="the learner's devices"
+    )
+    parser.add_argument("--learner-only", action="store_true", help="skip the actor rows")
     args = parser.parse_args()
+    if "cuda" in args.devices and not torch.cuda.is_available():
+        parser.error("--devices cuda: torch sees no CUDA device here (torch.cuda.is_available() is False)")
     torch.set_num_threads(1)
     seconds = 1.0 if args.quick else 4.0
-    actor_rows = [bench_actor(b, v, seconds) for v in (32, 2000) for b in (16, 64, 256)]
-    learner_rows = [r for v in (32, 2000) for b in (64, 512) for r in bench_learner(v, 2 * seconds, b)]
-
-    print(f"actor (GRU {NetworkConfig().hidden_dim}, 1 thread)     env steps/s   transitions/s")
-    for r in actor_rows:
-        print(
-            f"  B={r['B']:<4d} vocab={r['vocab']:<5d}            {r['env_steps_per_s']:>11,.0f}   "
-            f"{r['transitions_per_s']:>13,.0f}"
-        )
-    print("learner (CPU, 1 thread)                         updates/s   sampled transitions/s   fast / reference")
-    for r in learner_rows:
-        ref = next(
-            x
-            for x in learner_rows
-            if x["impl"] == "reference" and x["batch"] == r["batch"] and x["vocab"] == r["vocab"]
-        )
-        r["speedup_vs_reference"] = r["sampled_transitions_per_s"] / ref["sampled_transitions_per_s"]
-        print(
-            f"  {r['impl']:<9s} batch={r['batch']:<3d} vocab={r['vocab']:<5d} L={r['max_len']:<3d}   "
-            f"{r['updates_per_s']:>9,.1f}   {r['sampled_transitions_per_s']:>21,.0f}   {r['speedup_vs_reference']:>15.2f}x"
-        )
-    target = next(r for r in actor_rows if r["B"] == 256 and r["vocab"] == 32)["env_steps_per_s"]
-    print(f"target >= 50,000 env steps/s at B=256, small vocab: {'met' if target >= 50_000 else 'NOT met'}")
+    actor_rows = [] if args.learner_only else [bench_actor(b, v, seconds) for v in (32, 2000) for b in (16, 64, 256)]
+    learner_rows = [
+        r
+        for device in args.devices
+        for precision in PRECISIONS[device]
+        for v in (32, 2000)
+        for b in LEARNER_BATCHES[device]
+        for r in bench_learner(v, 2 * seconds, b, device, precision)
+    ]
+    if actor_rows:
+        print(f"actor (GRU {NetworkConfig().hidden_dim}, 1 thread)     env steps/s   transitions/s")
+        for r in actor_rows:
+            print(
+                f"  B={r['B']:<4d} vocab={r['vocab']:<5d}            {r['env_steps_per_s']:>11,.0f}   "
+                f"{r['transitions_per_s']:>13,.0f}"
+            )
+        target = next(r for r in actor_rows if r["B"] == 256 and r["vocab"] == 32)["env_steps_per_s"]
+        print(f"target >= 50,000 env steps/s at B=256, small vocab: {'met' if target >= 50_000 else 'NOT met'}")
+    print_learner_rows(learner_rows)
     if args.json:
         rows = [{"part": "actor", **r} for r in actor_rows] + [{"part": "learner", **r} for r in learner_rows]
         args.json.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+
+
+def print_learner_rows(rows: list[dict]) -> None:
+    """The learner table; adds `speedup_vs_reference` (same device, precision, batch and vocab) to each row."""
+    key = ("device", "precision", "batch", "vocab")
+    print(
+        "learner (1 CPU thread)                                   updates/s   sampled transitions/s   fast / reference"
+    )
+    for r in rows:
+        ref = next(x for x in rows if x["impl"] == "reference" and all(x[k] == r[k] for k in key))
+        r["speedup_vs_reference"] = r["sampled_transitions_per_s"] / ref["sampled_transitions_per_s"]
+        print(
+            f"  {r['device']:<4s} {r['precision']:<4s} {r['impl']:<9s} batch={r['batch']:<4d} vocab={r['vocab']:<5d} "
+            f"L={r['max_len']:<3d} {r['updates_per_s']:>9,.1f}   {r['sampled_transitions_per_s']:>21,.0f}   "
+            f"{r['speedup_vs_reference']:>15.2f}x"
+        )
+    gpu = [r["sampled_transitions_per_s"] for r in rows if r["device"] == "cuda"]
+    if gpu:
+        verdict = "met" if max(gpu) >= GPU_TARGET else "NOT met"
+        print(f"GPU target >= {GPU_TARGET:,} sampled transitions/s: best {max(gpu):,.0f}, {verdict}")
 
 
 if __name__ == "__main__":
