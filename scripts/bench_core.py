@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -71,12 +72,15 @@ def bench_learner(
         batch = {k: v[idx] for k, v in data.items()}
         batch[spec.WEIGHT] = np.ones(batch_size, np.float32)
         batches.append(batch)
-    learners, updates, elapsed = {}, {}, {}
+    learners, updates, elapsed, flops = {}, {}, {}, {}
     for impl in IMPLS:
         config = LearnerConfig(device=device, batch_size=batch_size, num_threads=1, impl=impl, bf16=precision == "bf16")
         learners[impl] = Learner(NetworkConfig(), config, actor.vocab_size, actor.max_len, seed=0)
         for b in batches[:3]:  # first-call allocations (and CUDA's kernel selection) out of the timing
             learners[impl].update(b)
+        with FlopCounterMode(display=False) as counter:  # matrix products, forward and backward, of one update
+            learners[impl].update(batches[3])
+        flops[impl] = counter.get_total_flops()
         updates[impl], elapsed[impl] = 0, 0.0
     for _ in range(4):
         for impl, learner in learners.items():
@@ -95,6 +99,8 @@ def bench_learner(
             "max_len": actor.max_len,
             "updates_per_s": updates[impl] / elapsed[impl],
             "sampled_transitions_per_s": updates[impl] * batch_size / elapsed[impl],
+            "mflop_per_update": flops[impl] / 1e6,
+            "gflop_per_s": flops[impl] * updates[impl] / elapsed[impl] / 1e9,
         }
         for impl in IMPLS
     ]
@@ -131,17 +137,20 @@ def main() -> None:
             )
         target = next(r for r in actor_rows if r["B"] == 256 and r["vocab"] == 32)["env_steps_per_s"]
         print(f"target >= 50,000 env steps/s at B=256, small vocab: {'met' if target >= 50_000 else 'NOT met'}")
-    print_learner_rows(learner_rows)
+    peak = cpu_matmul_peak() if "cpu" in args.devices else None
+    print_learner_rows(learner_rows, peak)
     if args.json:
         rows = [{"part": "actor", **r} for r in actor_rows] + [{"part": "learner", **r} for r in learner_rows]
-        args.json.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"rows": rows, "cpu_matmul_peak_gflops": peak}, indent=2) + "\n")
 
 
-def print_learner_rows(rows: list[dict]) -> None:
-    """The learner table; adds `speedup_vs_reference` (same device, precision, batch and vocab) to each row."""
+def print_learner_rows(rows: list[dict], cpu_peak_gflops: float | None = None) -> None:
+    """The learner table; adds `speedup_vs_reference` (same device, precision, batch and vocab) to each row. With
+    the CPU's matrix-product peak, what 3x the reference would need in each CPU cell (the issue's CPU target)."""
     key = ("device", "precision", "batch", "vocab")
     print(
-        "learner (1 CPU thread)                                   updates/s   sampled transitions/s   fast / reference"
+        "learner (1 CPU thread)                                   updates/s   sampled transitions/s   "
+        "MFLOP/update   GFLOP/s   fast / reference"
     )
     for r in rows:
         ref = next(x for x in rows if x["impl"] == "reference" and all(x[k] == r[k] for k in key))
@@ -149,12 +158,35 @@ def print_learner_rows(rows: list[dict]) -> None:
         print(
             f"  {r['device']:<4s} {r['precision']:<4s} {r['impl']:<9s} batch={r['batch']:<4d} vocab={r['vocab']:<5d} "
             f"L={r['max_len']:<3d} {r['updates_per_s']:>9,.1f}   {r['sampled_transitions_per_s']:>21,.0f}   "
-            f"{r['speedup_vs_reference']:>15.2f}x"
+            f"{r['mflop_per_update']:>12,.0f}   {r['gflop_per_s']:>7.1f}   {r['speedup_vs_reference']:>15.2f}x"
         )
+    if cpu_peak_gflops:
+        print(f"this core's matrix-product peak: {cpu_peak_gflops:.1f} GFLOP/s (float32, one thread)")
+        for r in rows:
+            if r["device"] == "cpu" and r["impl"] == "reference":
+                print(
+                    f"  3x the reference at batch {r['batch']}, vocab {r['vocab']}: {3 * r['gflop_per_s']:.1f} GFLOP/s "
+                    f"at its FLOPs, {3 * r['gflop_per_s'] / cpu_peak_gflops:.0%} of the peak"
+                )
     gpu = [r["sampled_transitions_per_s"] for r in rows if r["device"] == "cuda"]
     if gpu:
         verdict = "met" if max(gpu) >= GPU_TARGET else "NOT met"
         print(f"GPU target >= {GPU_TARGET:,} sampled transitions/s: best {max(gpu):,.0f}, {verdict}")
+
+
+def cpu_matmul_peak(seconds: float = 0.5) -> float:
+    """GFLOP/s of float32 matrix products on one thread: the best of the GRU's shape at batch 512 ([512, 64] x
+    [64, 192]) and a large square one, each timed for `seconds`."""
+    best = 0.0
+    for m, k, n in ((512, 64, 192), (1024, 1024, 1024)):
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        a @ b
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            a @ b
+            count += 1
+        best = max(best, 2 * m * k * n * count / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 if __name__ == "__main__":
