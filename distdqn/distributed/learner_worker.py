@@ -38,6 +38,7 @@ class LearnerSetup:
     param_store: Any
     call_timeout_s: float = 60.0
     demos: DemoSource | None = None  # the oracle demonstrations it trains on too (learner.demo_*), if any
+    max_updates: int = 0  # the run's update budget (run.max_updates, 0: none): no update past it
 
 
 class LearnerWorker:
@@ -56,6 +57,7 @@ class LearnerWorker:
             setup.shards, rate_limiter=self.limiter, seed=seed, call_timeout_s=setup.call_timeout_s
         )
         self.param_store = setup.param_store
+        self.max_updates = setup.max_updates
         self.call_timeout_s = setup.call_timeout_s
         self._started = False
         self._metrics: dict[str, Any] = {}
@@ -67,7 +69,8 @@ class LearnerWorker:
     def run(self, seconds: float) -> dict[str, Any]:
         """Train for about `seconds`: keep `prefetch` batches requested ahead, `batches_per_request` per round of shard
         calls (the client's rate limiter decides whether one may be sent), update on each batch as it arrives, route
-        new priorities back without waiting."""
+        new priorities back without waiting; idle once `max_updates` updates are made (so a run stops on its update
+        budget exactly, as the local runtime does, not a slice or two past it)."""
         cfg = self.config
         deadline = time.monotonic() + seconds
         if not self._started:
@@ -78,6 +81,9 @@ class LearnerWorker:
             if time.monotonic() - last_report > 0.1:  # actors throttle on these counts: report while idle too
                 self._report()
                 last_report = time.monotonic()
+            if self.max_updates and self.learner.updates >= self.max_updates:
+                time.sleep(0.01)  # the update budget is spent: the driver ends the run on its next look
+                continue
             t0 = time.perf_counter()
             # shard sizes and insert counts arrive with every sample answer; poll them while starved, and while
             # pre-training on demonstrations (actors insert freely until the reported replay size is the minimum)

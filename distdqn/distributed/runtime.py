@@ -110,7 +110,8 @@ class RayRuntime:
 
     def advance(self, seconds: float, updates_left: int | None = None) -> Progress:
         """For up to `seconds`: take each finished slice's stats and queue the worker's next slice; replace dead
-        actors; report a dead learner as the run's failure. (`updates_left` is not used: slices overshoot.)"""
+        actors; report a dead learner as the run's failure. (`updates_left` is not needed: the learner itself makes
+        no update past `run.max_updates`.)"""
         self._pump(seconds)
         return self._report()
 

@@ -139,7 +139,15 @@ def connect_components(config: Config, shape: TaskShape) -> Topology:
     shards = [make_shard(shape, c, k) for k in range(c.replay.num_shards)]
     learner_cfg = c.learner if num_gpus else dataclasses.replace(c.learner, device="cpu")
     learner_setup = LearnerSetup(
-        c.network, learner_cfg, c.replay, shape, shards, param_store, timeout, demos=demo_source(c)
+        c.network,
+        learner_cfg,
+        c.replay,
+        shape,
+        shards,
+        param_store,
+        timeout,
+        demos=demo_source(c),
+        max_updates=c.run.max_updates,
     )
     learner = make_learner(learner_setup, c, num_gpus)
     actor_setup = ActorSetup(c.env, c.network, c.actor, c.replay, c.actor.num_actors, shards, param_store, timeout)

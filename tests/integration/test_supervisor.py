@@ -48,8 +48,8 @@ def test_budgets_stop_the_run(runtime, tmp_path, budget, stop):
     key, value = budget.split("=")
     field = {"run.max_updates": "updates", "run.max_env_steps": "env_steps", "run.max_seconds": "wall_s"}[key]
     assert summary[field] >= float(value)
-    if runtime == "local" and field == "updates":
-        assert summary["updates"] == 120  # the local runtime stops exactly on an update budget
+    if field == "updates":
+        assert summary["updates"] == 120  # both runtimes stop exactly on an update budget (Ray's learner idles there)
     # the final checkpoint holds the run's end
     assert ck.load_counters(tmp_path).updates == summary["updates"] > 0
 
