@@ -129,12 +129,15 @@ def test_submit_from_clean_clone_stop_with_ray_job_stop_then_resume(cluster, tmp
     before = nodes_by_job(cluster)
     train = [*TRAIN, "--max-updates", "100000", "--run-dir", str(run_dir), "--json", str(run_dir / "summary.json")]
     run([*submit, "--no-wait", "--submission-id", "first", "--", *train], cluster, tmp_path, **client)
-    deadline = time.monotonic() + 240
-    while read_status(run_dir).get("updates", 0) < 100:
-        assert time.monotonic() < deadline, f"the submitted run did not train: {read_status(run_dir)}"
-        time.sleep(0.5)
     ray_cli = [str(Path(sys.executable).parent / "ray"), "job"]
     address = ["--address", cluster.dashboard_url]
+    deadline = time.monotonic() + 240
+    while read_status(run_dir).get("updates", 0) < 100:
+        if time.monotonic() > deadline:  # what the job said, to tell a slow start from a stuck or failed one
+            logs = subprocess.run([*ray_cli, "logs", *address, "first"], env=cluster.env, capture_output=True,
+                                  text=True, timeout=60)  # fmt: skip
+            pytest.fail(f"the submitted run did not train: {read_status(run_dir)}\n{logs.stdout[-4000:]}{logs.stderr}")
+        time.sleep(0.5)
     run([*ray_cli, "stop", *address, "first"], cluster, tmp_path, timeout=180)  # waits until the job has ended
     assert "was stopped" in run([*ray_cli, "status", *address, "first"], cluster, tmp_path).stdout  # STOPPED
     first = json.loads((run_dir / "summary.json").read_text())  # the run stopped itself: summary, final checkpoint
