@@ -125,6 +125,13 @@ def read_board(guesses, answers, success) -> tuple[list[dict], dict[str, int], i
     return rows, counts, failed_all_consistent
 
 
+def repeated_guesses(guesses, success) -> tuple[int, int]:
+    """(games with a guess made twice, failed games with one): the share of failures that a keyboard refusing a
+    repeated word could turn into more tries."""
+    repeats = [len({g.tobytes() for g in game}) < len(game) for game in guesses]
+    return sum(repeats), sum(r and not solved for r, solved in zip(repeats, success, strict=True))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     source = p.add_mutually_exclusive_group(required=True)
@@ -150,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"this probe reads Wordle boards; the run's task is {config.env.task!r}")
     guesses, answers, success = play(config, weights, args.episodes, args.seed)
     rows, counts, failed_all_consistent = read_board(guesses, answers, success)
+    with_repeat, failed_with_repeat = repeated_guesses(guesses, success)
     later = sum(r["played"] for r in rows)
     summary = {
         "weights": what,
@@ -159,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         "failed": int((~success).sum()),
         "failed_with_every_guess_consistent": int(failed_all_consistent),
         "broken": counts,
+        "games_with_a_repeated_guess": with_repeat,
+        "failed_with_a_repeated_guess": failed_with_repeat,
     }
     print(f"Wordle board reading: {what}; {args.episodes} held-out games, greedy")
     print(
@@ -170,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         print(f"{r['guess']:>6} {r['played']:>7} {r['inconsistent']:>13} {r['share']:>6.1%}")
     print("constraint broken (first one per guess): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(f"games with a guess made twice: {with_repeat}, of them failed: {failed_with_repeat}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "summary": summary}, indent=1) + "\n")
 

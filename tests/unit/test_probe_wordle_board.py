@@ -38,6 +38,12 @@ def test_each_broken_constraint_is_named(guess, kind):
     assert board.broken(letters(guess), earlier, feedback(earlier, answer)) == kind
 
 
+def test_a_guess_made_twice_is_counted_once_per_game_and_among_the_failures():
+    a, b = letters("alert"), letters("apple")
+    games = [[a, b, a], [a, b], [a, a, a], [b]]
+    assert board.repeated_guesses(games, np.array([True, False, False, True])) == (2, 1)
+
+
 def _games(policy_of, episodes=64):
     env = make_env("wordle", num_envs=episodes, seed=0, split="test", difficulty="medium", action_mask=True)
     policy = policy_of(env)
@@ -45,8 +51,10 @@ def _games(policy_of, episodes=64):
 
 
 def test_the_solver_keeps_to_consistent_words_and_a_random_typist_does_not():
-    rows, counts, failed_consistent = board.read_board(*_games(lambda env: env.oracle_actions))
+    games = _games(lambda env: env.oracle_actions)
+    rows, counts, failed_consistent = board.read_board(*games)
     assert sum(r["inconsistent"] for r in rows) == 0 and sum(counts.values()) == 0 and failed_consistent == 0
+    assert board.repeated_guesses(games[0], games[2]) == (0, 0)  # a consistent guess is never a repeat
     assert rows[0]["guess"] == 2 and rows[0]["played"] > 0
     rng = np.random.default_rng(0)
     rows, counts, _ = board.read_board(*_games(lambda env: lambda: env.random_actions(rng)))
