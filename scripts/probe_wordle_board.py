@@ -141,6 +141,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=300, help="held-out games, one per slot")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path, help="write {rows, summary}")
+    p.add_argument(
+        "--mask-repeats",
+        action="store_true",
+        help="also play the same games with env.options.mask_repeats (a keyboard that refuses a guess made before)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.run is not None:
@@ -181,6 +186,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{r['guess']:>6} {r['played']:>7} {r['inconsistent']:>13} {r['share']:>6.1%}")
     print("constraint broken (first one per guess): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print(f"games with a guess made twice: {with_repeat}, of them failed: {failed_with_repeat}")
+    if args.mask_repeats:
+        options = {**config.env.options, "mask_repeats": True}
+        refusing = dataclasses.replace(config, env=dataclasses.replace(config.env, options=options))
+        _, _, solved = play(refusing, weights, args.episodes, args.seed)
+        summary["success_with_mask_repeats"] = round(float(solved.mean()), 4)
+        print(f"held-out success with repeated guesses refused (env.options.mask_repeats): {solved.mean():.3f}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "summary": summary}, indent=1) + "\n")
 

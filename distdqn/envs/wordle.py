@@ -126,6 +126,7 @@ class Options:
     invalid_reward: float = -0.1  # added for a guess outside the word list (valid_guesses="words"), in [-1, 0]
     illegal_reward: float = -1.0  # reward of a non-letter action, which ends the episode, in [-1, 0]
     action_mask: bool = False  # publish the letters that keep the guess a prefix of a word in the list
+    mask_repeats: bool = False  # with action_mask: ... of a word not yet guessed in this game (no guess made twice)
     solver: Literal["answers", "words"] = "answers"  # the oracle's candidates: the split's answers, or all words
     solver_choice: Literal["best", "random"] = "best"  # the most informative candidate, or any (varied games)
     # how a scored guess's feedback is written: "marks", one mark token per place (`G`, `Y`, `_`); or "letters",
@@ -146,6 +147,8 @@ class Options:
                 raise ValueError(f"env.options.{key} must be in [-1, 0], got {getattr(self, key)}")
         if not 0.0 < self.solve_reward <= 2.0:
             raise ValueError(f"env.options.solve_reward must be in (0, 2], got {self.solve_reward}")
+        if self.mask_repeats and not self.action_mask:
+            raise ValueError("env.options.mask_repeats refines the action mask: set env.options.action_mask too")
 
 
 PRESETS: dict[str, dict] = {
@@ -184,6 +187,26 @@ def word_trie() -> np.ndarray:
     return child
 
 
+@functools.lru_cache(maxsize=1)
+def trie_word_counts() -> np.ndarray:
+    """[nodes + 1] int32: how many words of the list each `word_trie` node is a prefix of (0 for the sink)."""
+    child = word_trie()
+    counts = np.zeros(len(child), dtype=np.int32)
+    for node in trie_paths(load_words()).ravel():
+        counts[node] += 1
+    counts.setflags(write=False)
+    return counts
+
+
+def trie_paths(words: np.ndarray) -> np.ndarray:
+    """[N, 6] the `word_trie` nodes of each word's prefixes, from the root (the sink past a non-word prefix)."""
+    child = word_trie()
+    path = np.zeros((len(words), WORD_LEN + 1), dtype=np.int64)
+    for k in range(WORD_LEN):
+        path[:, k + 1] = child[path[:, k], words[:, k]]
+    return path
+
+
 class WordleEnv(TextEnv):
     """Batched letter-level Wordle; see the module docstring."""
 
@@ -214,12 +237,16 @@ class WordleEnv(TextEnv):
         self._trie = word_trie()
         self._sink = len(self._trie) - 1
         self._node = np.zeros(num_envs, dtype=np.int64)  # each slot's current guess as a node of the trie
+        # mask_repeats: per slot, the words under each trie node not yet guessed in this game
+        self._unguessed = np.tile(trie_word_counts(), (num_envs, 1)) if options.mask_repeats else None
 
     def _reset_slots(self, idx: np.ndarray) -> None:
         self.answer[idx] = self.answers[self.rng.integers(0, len(self.answers), size=len(idx))]
         self.tokens[idx, 0] = 1  # <wordle>
         self.length[idx] = 1
         self._node[idx] = 0
+        if self._unguessed is not None:
+            self._unguessed[idx] = trie_word_counts()
 
     def is_word(self, letters: np.ndarray) -> np.ndarray:
         """Bool [...]: which letter arrays [..., 5] are in the word list."""
@@ -245,15 +272,25 @@ class WordleEnv(TextEnv):
             marks = _MARKED0 + 3 * guess + marks if o.feedback == "letters" else _GRAY0 + marks
             marks = np.where(valid[:, None], marks, _INVALID_ID)
             self._append(idx, marks)
+            if self._unguessed is not None:  # a word's first guess takes it out of the rest of the game's keyboard
+                path = trie_paths(guess)
+                first = self._unguessed[idx, path[:, -1]] > 0  # a word of the list, not guessed before
+                rows = idx[first]
+                self._unguessed[rows[:, None], path[first]] -= 1
             reward[idx] = o.guess_reward + solved * o.solve_reward + ~valid * o.invalid_reward
             terminated[idx] = solved | (self.steps[idx] >= WORD_LEN * o.max_guesses)
             success[idx] = solved
         return reward.astype(np.float32), terminated, success.astype(np.float32)
 
     def _action_mask(self) -> np.ndarray:
-        """[B, V] bool: the letters after which the current guess is still the prefix of a word in the list."""
+        """[B, V] bool: the letters after which the current guess is still the prefix of a word in the list (with
+        `mask_repeats`, of a word not guessed yet in this game)."""
         mask = np.zeros((self.num_envs, self.vocab_size), dtype=bool)
-        mask[:, _LETTER0 : _LETTER0 + 26] = self._trie[self._node] != self._sink
+        children = self._trie[self._node]  # [B, 26]
+        if self._unguessed is None:
+            mask[:, _LETTER0 : _LETTER0 + 26] = children != self._sink
+        else:
+            mask[:, _LETTER0 : _LETTER0 + 26] = self._unguessed[self._all[:, None], children] > 0
         return mask
 
     # ---- oracle (per-slot Python; for tests, baselines and demonstrations) ------------------------------------

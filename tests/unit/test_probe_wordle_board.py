@@ -64,11 +64,15 @@ def test_the_solver_keeps_to_consistent_words_and_a_random_typist_does_not():
 
 def test_the_probe_trains_plays_and_writes_its_table(tmp_path, capsys):
     out = tmp_path / "board.json"
-    board.main(["--max-seconds", "1", "--episodes", "16", "--json", str(out)])
+    board.main(["--max-seconds", "1", "--episodes", "16", "--json", str(out), "--mask-repeats"])
     result = json.loads(out.read_text())
-    assert result["summary"]["episodes"] == 16 and 0.0 <= result["summary"]["inconsistent_share"] <= 1.0
-    assert sum(result["summary"]["broken"].values()) == sum(r["inconsistent"] for r in result["rows"])
-    assert "break earlier feedback" in capsys.readouterr().out
+    summary = result["summary"]
+    assert summary["episodes"] == 16 and 0.0 <= summary["inconsistent_share"] <= 1.0
+    assert sum(summary["broken"].values()) == sum(r["inconsistent"] for r in result["rows"])
+    assert summary["failed_with_a_repeated_guess"] <= min(summary["failed"], summary["games_with_a_repeated_guess"])
+    assert 0.0 <= summary["success_with_mask_repeats"] <= 1.0
+    printed = capsys.readouterr().out
+    assert "break earlier feedback" in printed and "repeated guesses refused" in printed
 
 
 def test_the_probe_reads_a_runs_published_weights_and_names_a_wrong_task(tmp_path, capsys):

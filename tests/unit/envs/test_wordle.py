@@ -187,6 +187,7 @@ def test_random_policy_baseline_is_zero():
         ({"guess_reward": 0.5}, "guess_reward"),
         ({"solve_reward": 0.0}, "solve_reward"),
         ({"illegal_reward": -2.0}, "illegal_reward"),
+        ({"mask_repeats": True}, "action_mask"),
     ],
 )
 def test_bad_option_values_are_named(options, named):
@@ -215,6 +216,43 @@ def test_the_action_mask_follows_a_typed_prefix():
         obs, *_ = env.step(np.array([env.vocab.id(c)]))
     allowed = {env.vocab.tokens[i] for i in np.flatnonzero(obs.action_mask[0])}
     assert allowed == {w[3] for w in words if w.startswith("cra")}
+
+
+def test_mask_repeats_refuses_a_word_already_guessed_and_only_that_word():
+    env = make_env("wordle", num_envs=1, seed=0, difficulty="medium", action_mask=True, mask_repeats=True)
+    env.reset(seed=0)
+    answer = "".join(chr(ord("a") + c) for c in env.answer[0])
+    guess = "crane" if answer != "crane" else "crate"
+    words = {"".join(chr(ord("a") + c) for c in w) for w in load_words().tolist()}
+    for c in guess:
+        env.step(np.array([env.vocab.id(c)]))
+    for c in guess[:4]:
+        obs, *_ = env.step(np.array([env.vocab.id(c)]))
+    allowed = {env.vocab.tokens[i] for i in np.flatnonzero(obs.action_mask[0])}
+    assert allowed == {w[4] for w in words if w.startswith(guess[:4])} - {guess[4]}
+    env.reset(seed=1)  # a new game: every word again
+    for c in guess[:4]:
+        obs, *_ = env.step(np.array([env.vocab.id(c)]))
+    assert obs.action_mask[0, env.vocab.id(guess[4])]
+
+
+def test_mask_repeats_never_leaves_a_slot_without_a_letter_and_no_game_repeats_a_guess():
+    env = make_env("wordle", num_envs=64, seed=0, difficulty="medium", action_mask=True, mask_repeats=True)
+    obs = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    games: dict[int, list[bytes]] = {b: [] for b in range(64)}
+    repeats = 0
+    for _ in range(5 * 6 * 6):
+        assert obs.action_mask.any(axis=1).all()  # the refused words never close a prefix completely
+        obs, _, terminated, _, _ = env.step(env.random_actions(rng))
+        for b in np.flatnonzero(env.steps % 5 == 0):
+            if env.steps[b] and not terminated[b]:
+                guess = env.tokens[b, env.length[b] - 10 : env.length[b] - 5].tobytes()
+                repeats += guess in games[b]
+                games[b].append(guess)
+        for b in np.flatnonzero(terminated):
+            games[b] = []
+    assert repeats == 0 and sum(map(len, games.values())) > 0  # without mask_repeats the same play repeats 6
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
