@@ -24,6 +24,9 @@ Three options give a learner something to go on at the medium and hard levels wi
 - `action_mask`: the env publishes the letters that keep the current guess a prefix of some word in the list (a
   dictionary keyboard, as the real game refuses a non-word), so every guess is a word. It says nothing of the
   feedback: a policy that only follows it guesses random words (tests/unit/envs/test_wordle.py measures it).
+  `mask_repeats` also refuses a word already guessed in the game (per slot, the trie's count of words not yet
+  guessed under each prefix), so a policy that keeps typing the same word must type another: a rule of the game's
+  economy, not of its answer.
 - `solver`: whose words the oracle (`oracle_actions`) chooses among. "answers" (the default) knows the split's
   answer list; "words" knows only the dictionary, as a player does, so its guesses (and the demonstrations a learner
   takes from it, distdqn/demonstrations.py) include words the training split never has as answers. With
