@@ -129,7 +129,7 @@ class Options:
     invalid_reward: float = -0.1  # added for a guess outside the word list (valid_guesses="words"), in [-1, 0]
     illegal_reward: float = -1.0  # reward of a non-letter action, which ends the episode, in [-1, 0]
     action_mask: bool = False  # publish the letters that keep the guess a prefix of a word in the list
-    mask_repeats: bool = False  # with action_mask: ... of a word not yet guessed in this game (no guess made twice)
+    mask_repeats: bool = False  # with action_mask: only words not yet guessed in this game (no guess made twice)
     solver: Literal["answers", "words"] = "answers"  # the oracle's candidates: the split's answers, or all words
     solver_choice: Literal["best", "random"] = "best"  # the most informative candidate, or any (varied games)
     # how a scored guess's feedback is written: "marks", one mark token per place (`G`, `Y`, `_`); or "letters",
