@@ -193,10 +193,7 @@ def word_trie() -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def trie_word_counts() -> np.ndarray:
     """[nodes + 1] int32: how many words of the list each `word_trie` node is a prefix of (0 for the sink)."""
-    child = word_trie()
-    counts = np.zeros(len(child), dtype=np.int32)
-    for node in trie_paths(load_words()).ravel():
-        counts[node] += 1
+    counts = np.bincount(trie_paths(load_words()).ravel(), minlength=len(word_trie())).astype(np.int32)
     counts.setflags(write=False)
     return counts
 
