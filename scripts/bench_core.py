@@ -138,23 +138,30 @@ def main() -> None:
         target = next(r for r in actor_rows if r["B"] == 256 and r["vocab"] == 32)["env_steps_per_s"]
         print(f"target >= 50,000 env steps/s at B=256, small vocab: {'met' if target >= 50_000 else 'NOT met'}")
     peak = cpu_matmul_peak() if "cpu" in args.devices else None
+    add_speedups(learner_rows)
     print_learner_rows(learner_rows, peak)
     if args.json:
         rows = [{"part": "actor", **r} for r in actor_rows] + [{"part": "learner", **r} for r in learner_rows]
         args.json.write_text(json.dumps({"rows": rows, "cpu_matmul_peak_gflops": peak}, indent=2) + "\n")
 
 
-def print_learner_rows(rows: list[dict], cpu_peak_gflops: float | None = None) -> None:
-    """The learner table; adds `speedup_vs_reference` (same device, precision, batch and vocab) to each row. With
-    the CPU's matrix-product peak, what 3x the reference would need in each CPU cell (the issue's CPU target)."""
+def add_speedups(rows: list[dict]) -> None:
+    """`speedup_vs_reference` on each learner row: against the reference of the same device, precision, batch and
+    vocabulary."""
     key = ("device", "precision", "batch", "vocab")
+    for r in rows:
+        ref = next(x for x in rows if x["impl"] == "reference" and all(x[k] == r[k] for k in key))
+        r["speedup_vs_reference"] = r["sampled_transitions_per_s"] / ref["sampled_transitions_per_s"]
+
+
+def print_learner_rows(rows: list[dict], cpu_peak_gflops: float | None = None) -> None:
+    """The learner table (rows with `add_speedups`'s column). With the CPU's matrix-product peak, what 3x the
+    reference would need in each CPU cell (the issue's CPU target)."""
     print(
         "learner (1 CPU thread)                                   updates/s   sampled transitions/s   "
         "MFLOP/update   GFLOP/s   fast / reference"
     )
     for r in rows:
-        ref = next(x for x in rows if x["impl"] == "reference" and all(x[k] == r[k] for k in key))
-        r["speedup_vs_reference"] = r["sampled_transitions_per_s"] / ref["sampled_transitions_per_s"]
         print(
             f"  {r['device']:<4s} {r['precision']:<4s} {r['impl']:<9s} batch={r['batch']:<4d} vocab={r['vocab']:<5d} "
             f"L={r['max_len']:<3d} {r['updates_per_s']:>9,.1f}   {r['sampled_transitions_per_s']:>21,.0f}   "

@@ -29,6 +29,7 @@ def test_both_implementations_are_timed_on_the_same_cell_and_compared_within_it(
     assert all(r["mflop_per_update"] > 3 * 20 * 2 * 16 * 64 * 192 / 1e6 for r in rows)
     assert all(r["gflop_per_s"] == pytest.approx(r["mflop_per_update"] * r["updates_per_s"] / 1e3) for r in rows)
     other = [{**r, "batch": 32, "sampled_transitions_per_s": 2 * r["sampled_transitions_per_s"]} for r in rows]
+    bench_core.add_speedups(rows + other)
     bench_core.print_learner_rows(rows + other, cpu_peak_gflops=1000.0)
     assert rows[1]["speedup_vs_reference"] == 1.0 and other[1]["speedup_vs_reference"] == 1.0
     assert rows[0]["speedup_vs_reference"] == pytest.approx(
@@ -61,6 +62,7 @@ def test_the_gpu_verdict_reads_the_best_cuda_row(capsys):
             ("bf16", "reference", 120.0),
         ]
     ]
+    bench_core.add_speedups(rows)
     bench_core.print_learner_rows(rows)
     assert "best 128,000, met" in capsys.readouterr().out
     assert rows[2]["speedup_vs_reference"] == pytest.approx(250 / 120)
