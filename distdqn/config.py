@@ -139,7 +139,7 @@ class LearnerConfig:
     prefetch: PositiveInt = 4  # batches requested ahead of the one being trained on (distributed learner)
     batches_per_request: PositiveInt = 4  # batches drawn per round of shard calls (fewer remote calls per update)
     device: str = "auto"  # auto (cuda when present) | cpu | cuda | cuda:N
-    bf16: bool = False  # bf16 autocast on CUDA
+    bf16: bool = False  # bf16 autocast of the update: CUDA; on CPU it pays little (README "Learner speed")
     num_threads: PositiveInt = 1  # torch threads on CPU
     max_consecutive_skips: PositiveInt = 100  # updates in a row skipped for a non-finite loss/gradient end the run
     # fast: Q(s, a) read for the taken action only, fused AdamW, foreach clipping (equal losses to 1e-5, README

@@ -119,7 +119,7 @@ class Learner:
         self.consecutive_skips = 0  # skipped updates since the last good one (a run may stop after too many)
         self.version = 0  # weights version: bumped by each snapshot()
         self.target_version = 0  # number of hard target syncs so far
-        self._autocast = learner_config.bf16 and self.device.type == "cuda"
+        self._autocast = learner_config.bf16  # CUDA, or a CPU with bf16 matrix units (README "Learner speed")
         self._ema: dict[str, torch.Tensor] | None = None  # `learner.weight_ema`: the published weights' average
         self._ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # (averages, live online tensors)
         self._reset_ema()

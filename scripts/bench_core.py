@@ -6,12 +6,13 @@ Learner: `Learner.update` with transitions collected by that actor (sampled tran
 both implementations (`learner.impl`: fast and reference) side by side on the same batches, interleaved in short
 rounds so a busy machine slows both alike: on CPU (one thread) at batch 64 and 512; with `--devices cuda` also on
 the GPU at batch 512 and 2048, in float32 and with bf16 autocast (`learner.bf16`), the CPU rows being the peer in
-the same process run. Each update includes its one host sync (|td| back for the replay's priorities). Targets:
+the same process run (`--cpu-bf16`: the CPU rows under bf16 autocast too). Each update includes its one host sync (|td| back for the replay's priorities). Targets:
 >= 50,000 actor env steps/s per core at B = 256 on the small vocabulary; the fast learner >= 3x the reference on
 CPU, and >= 100,000 sampled transitions/s on a GPU (issue 16).
 
     .venv/bin/python scripts/bench_core.py [--quick] [--json PATH]
     python scripts/bench_core.py --devices cpu cuda --learner-only --json gpu.json   # on a machine with a GPU
+    python scripts/bench_core.py --quick --learner-only --cpu-bf16   # bf16 autocast on this CPU beside float32
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def bench_actor(batch: int, vocab: int, seconds: float) -> dict:
 
 
 LEARNER_BATCHES = {"cpu": (64, 512), "cuda": (512, 2048)}
-PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "bf16")}  # bf16 autocast is CUDA-only in the learner
+PRECISIONS = {"cpu": ("fp32",), "cuda": ("fp32", "bf16")}  # `--cpu-bf16` adds bf16 autocast on CPU
 GPU_TARGET = 100_000  # sampled transitions/s, default network (issue 16)
 
 
@@ -114,6 +115,9 @@ def main() -> None:
         "--devices", nargs="+", choices=sorted(LEARNER_BATCHES), default=["cpu"], help="the learner's devices"
     )
     parser.add_argument("--learner-only", action="store_true", help="skip the actor rows")
+    parser.add_argument(
+        "--cpu-bf16", action="store_true", help="also time the CPU learner under bf16 autocast (`learner.bf16`)"
+    )
     args = parser.parse_args()
     if "cuda" in args.devices and not torch.cuda.is_available():
         parser.error("--devices cuda: torch sees no CUDA device here (torch.cuda.is_available() is False)")
@@ -123,7 +127,7 @@ def main() -> None:
     learner_rows = [
         r
         for device in args.devices
-        for precision in PRECISIONS[device]
+        for precision in (("fp32", "bf16") if device == "cpu" and args.cpu_bf16 else PRECISIONS[device])
         for v in (32, 2000)
         for b in LEARNER_BATCHES[device]
         for r in bench_learner(v, 2 * seconds, b, device, precision)
@@ -138,6 +142,8 @@ def main() -> None:
         target = next(r for r in actor_rows if r["B"] == 256 and r["vocab"] == 32)["env_steps_per_s"]
         print(f"target >= 50,000 env steps/s at B=256, small vocab: {'met' if target >= 50_000 else 'NOT met'}")
     peak = cpu_matmul_peak() if "cpu" in args.devices else None
+    if args.cpu_bf16:
+        print(f"CPU bf16 matrix units (AVX-512 BF16 or AMX): {'yes' if cpu_has_bf16() else 'no'}")
     add_speedups(learner_rows)
     print_learner_rows(learner_rows, peak)
     if args.json:
@@ -170,7 +176,7 @@ def print_learner_rows(rows: list[dict], cpu_peak_gflops: float | None = None) -
     if cpu_peak_gflops:
         print(f"this core's matrix-product peak: {cpu_peak_gflops:.1f} GFLOP/s (float32, one thread)")
         for r in rows:
-            if r["device"] == "cpu" and r["impl"] == "reference":
+            if r["device"] == "cpu" and r["precision"] == "fp32" and r["impl"] == "reference":
                 print(
                     f"  3x the reference at batch {r['batch']}, vocab {r['vocab']}: {3 * r['gflop_per_s']:.1f} GFLOP/s "
                     f"at its FLOPs, {3 * r['gflop_per_s'] / cpu_peak_gflops:.0%} of the peak"
@@ -179,6 +185,15 @@ def print_learner_rows(rows: list[dict], cpu_peak_gflops: float | None = None) -
     if gpu:
         verdict = "met" if max(gpu) >= GPU_TARGET else "NOT met"
         print(f"GPU target >= {GPU_TARGET:,} sampled transitions/s: best {max(gpu):,.0f}, {verdict}")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU advertises bf16 matrix instructions (Linux's /proc/cpuinfo flags; False where unreadable)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def cpu_matmul_peak(seconds: float = 0.5) -> float:

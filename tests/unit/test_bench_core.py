@@ -29,8 +29,9 @@ def test_both_implementations_are_timed_on_the_same_cell_and_compared_within_it(
     assert all(r["mflop_per_update"] > 3 * 20 * 2 * 16 * 64 * 192 / 1e6 for r in rows)
     assert all(r["gflop_per_s"] == pytest.approx(r["mflop_per_update"] * r["updates_per_s"] / 1e3) for r in rows)
     other = [{**r, "batch": 32, "sampled_transitions_per_s": 2 * r["sampled_transitions_per_s"]} for r in rows]
-    bench_core.add_speedups(rows + other)
-    bench_core.print_learner_rows(rows + other, cpu_peak_gflops=1000.0)
+    bf16 = [{**r, "precision": "bf16", "gflop_per_s": 7 * r["gflop_per_s"]} for r in rows]
+    bench_core.add_speedups(rows + other + bf16)
+    bench_core.print_learner_rows(rows + other + bf16, cpu_peak_gflops=1000.0)
     assert rows[1]["speedup_vs_reference"] == 1.0 and other[1]["speedup_vs_reference"] == 1.0
     assert rows[0]["speedup_vs_reference"] == pytest.approx(
         rows[0]["sampled_transitions_per_s"] / rows[1]["sampled_transitions_per_s"]
@@ -39,6 +40,7 @@ def test_both_implementations_are_timed_on_the_same_cell_and_compared_within_it(
     assert "GPU target" not in out  # no CUDA row, no GPU verdict
     needed = 3 * rows[1]["gflop_per_s"]
     assert f"3x the reference at batch 16, vocab 32: {needed:.1f} GFLOP/s at its FLOPs, {needed / 1000:.0%}" in out
+    assert out.count("3x the reference at batch 16") == 1  # against the float32 peak: float32 rows only
 
 
 def test_the_gpu_verdict_reads_the_best_cuda_row(capsys):

@@ -190,6 +190,17 @@ def test_cuda_update_matches_cpu(batch, bf16):
     np.testing.assert_allclose(td_gpu, td_cpu, atol=5e-2 if bf16 else 1e-3)
 
 
+def test_bf16_autocast_on_cpu_stays_close_to_float32(batch):
+    fields, vocab, max_len = batch
+    fp32 = make_learner(batch)
+    bf16 = Learner(NET, LearnerConfig(device="cpu", bf16=True), vocab, max_len, seed=0)
+    td_fp32, _ = fp32.update(fields)
+    td_bf16, m = bf16.update(fields)
+    assert np.isfinite(metrics_to_floats(m)["loss"]) and bf16.snapshot()[1]["head.advantage.weight"].dtype == np.float32
+    assert not np.array_equal(td_bf16, td_fp32)  # autocast took effect
+    np.testing.assert_allclose(td_bf16, td_fp32, atol=5e-2)
+
+
 def params(module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in module.parameters()]
 
