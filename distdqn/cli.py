@@ -272,6 +272,8 @@ def cmd_scale(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
         status = read_status(Path(args.run))
+        if status.get("control_request") == request and status.get("control_refused"):
+            raise ValueError(f"{args.run}: the run refused {args.actors} actors: {status['control_refused']}")
         if status.get("control_request") == request and status.get("actors_alive") == args.actors:
             print(f"running {args.actors} actors; epsilons {sorted(status['epsilons'].values(), reverse=True)}")
             return 0

@@ -9,7 +9,8 @@ shutdown, the summary — and asks a runtime only to:
     latest_weights()              the newest published online weights (numpy), for held-out evaluation
     state_dict() / write_replay() what a checkpoint holds
     load_state_dict(...)          continue from a checkpoint
-    scale(num_actors)             change the actor count while training (False: busy with the previous change)
+    scale(num_actors)             change the actor count while training (False: busy with the previous change;
+                                  `ScaleRefused`: the cluster has no room for the added actors)
     stop()                        stop producing and flush what is in flight (the final `Progress`)
     close()                       release every resource (idempotent)
 """
@@ -80,6 +81,10 @@ class WorkerUnavailable(RuntimeError):
     """A worker that a checkpoint needs is down (being restarted); the checkpoint is skipped, the run goes on."""
 
 
+class ScaleRefused(RuntimeError):
+    """A scale request the cluster cannot place (the message says why and what to do); the run goes on unchanged."""
+
+
 class Runtime(Protocol):
     def start(self) -> None: ...
 
@@ -104,7 +109,8 @@ class Runtime(Protocol):
     def scale(self, num_actors: int) -> bool:
         """Run `num_actors` actors from now on: new ones join on the epsilon ladder recomputed for the new count,
         removed ones (the highest indices) finish their in-flight pushes first. False while a previous change is
-        still being carried out (ask again later); the learner never stops."""
+        still being carried out (ask again later); `ScaleRefused` when the cluster has no room for the added actors
+        (nothing changes). The learner never stops."""
         ...
 
     def stop(self) -> Progress: ...

@@ -31,7 +31,15 @@ from distdqn import control
 from distdqn.config import Config
 from distdqn.evaluation import Evaluator
 from distdqn.run import Counters, RunTracker
-from distdqn.runtime import ActorView, EpisodeRecord, Progress, Runtime, RuntimeState, WorkerUnavailable
+from distdqn.runtime import (
+    ActorView,
+    EpisodeRecord,
+    Progress,
+    Runtime,
+    RuntimeState,
+    ScaleRefused,
+    WorkerUnavailable,
+)
 
 ADVANCE_S = 0.25  # seconds per `runtime.advance`: how often the supervisor looks at its clocks
 EVAL_SEED_OFFSET = 12_345  # held-out evaluation plays the same episodes every time: seed run.seed + this
@@ -72,6 +80,7 @@ class Supervisor:
         self.actors_target = config.actor.num_actors  # `distdqn scale` changes it while the run goes on
         request = control.read_request(directory)  # a request left from an earlier session is not replayed
         self._applied_request = request["id"] if request else None
+        self._refusal: str | None = None  # why the runtime refused the applied request, if it did
         self._evaluator = Evaluator(config.network, config.env)  # one network for every evaluation of the run
 
     # ---- the run ----------------------------------------------------------------------------------------------
@@ -181,12 +190,20 @@ class Supervisor:
         """Take a new `distdqn scale` request, and carry out the actor target when the runtime can."""
         request = control.read_request(self.tracker.dir)
         if request is not None and request["id"] != self._applied_request:
-            self._applied_request = request["id"]
+            self._applied_request, self._refusal = request["id"], None
             self.actors_target = request["actors"]
             self.tracker.message(f"[control] request {request['id']}: {self.actors_target} actors")
         actor = self.config.actor
-        if self.actors_target != actor.num_actors and self.runtime.scale(self.actors_target):
-            actor.num_actors = self.actors_target  # checkpoints (and so resumes) keep the new count
+        if self.actors_target == actor.num_actors:
+            return
+        try:
+            if self.runtime.scale(self.actors_target):
+                actor.num_actors = self.actors_target  # checkpoints (and so resumes) keep the new count
+        except ScaleRefused as refusal:
+            self._refusal = str(refusal)
+            self.tracker.message(f"[control] request {self._applied_request} refused: {refusal}")
+            self.actors_target = actor.num_actors
+            self.publish_status("running")  # `distdqn scale` is waiting for the answer
 
     def publish_status(self, state: str, reason: str | None = None) -> None:
         """Write status.json (see `distdqn.control`); a failure to write is not the run's failure."""
@@ -226,6 +243,7 @@ class Supervisor:
             "replay_shards": self._shard_sizes,
             "last_checkpoint": self.tracker.last_checkpoint,
             "control_request": self._applied_request,
+            "control_refused": self._refusal,
         }
         try:
             control.write_status(self.tracker.dir, status)

@@ -37,7 +37,7 @@ from distdqn.distributed.topology import (
 from distdqn.envs import task_shape
 from distdqn.learner import NonFiniteWeightsError
 from distdqn.replay.prioritized import load_state_dir, save_state_dir
-from distdqn.runtime import ActorView, EpisodeRecord, Progress, RuntimeState, WorkerUnavailable
+from distdqn.runtime import ActorView, EpisodeRecord, Progress, RuntimeState, ScaleRefused, WorkerUnavailable
 
 # A RayTaskError from the learner's NonFiniteWeightsError is an instance of both (Ray derives the class).
 NON_FINITE = (NonFiniteWeightsError,)
@@ -91,6 +91,7 @@ class RayRuntime:
         self.policy = RestartPolicy(cc.max_restarts, cc.restart_window_s, cc.restart_backoff_s)
         self._due: dict[int | str, tuple[float, str]] = {}  # worker key -> (restart time, its last error)
         self._answered: dict[int | str, float] = {}  # worker key -> when it last answered (hung-worker detection)
+        self._placed: set[int] = set()  # actors (of their current incarnation) that answered at least once
         self._shard_pings: dict[int, tuple[Any, float]] = {}  # shard -> (ping in flight, when sent)
         self._shard_incarnations = [0] * config.replay.num_shards
 
@@ -105,6 +106,7 @@ class RayRuntime:
             + [s.ping.remote() for s in topo.shards],
             timeout=max(self.config.cluster.call_timeout_s, 120),
         )
+        self._placed.update(range(len(topo.actors)))
         for key in [LEARNER, *range(len(topo.actors))]:
             self._queue_slices(key)
 
@@ -152,12 +154,13 @@ class RayRuntime:
             learner = ray.get(topo.learner.state_dict.remote(), timeout=timeout)
         except REMOTE_FAILURES as e:
             raise WorkerUnavailable(f"the learner is down ({_describe(e)})") from None
-        refs = [a.state_dict.remote() for a in topo.actors]
-        ray.wait(refs, num_returns=len(refs), timeout=self.config.cluster.call_timeout_s)  # small; a hung one is None
+        refs = [a.state_dict.remote() if i in self._placed else None for i, a in enumerate(topo.actors)]
+        asked = [ref for ref in refs if ref is not None]  # an actor still waiting for a node has no state yet
+        ray.wait(asked, num_returns=len(asked), timeout=self.config.cluster.call_timeout_s)  # a hung one is None
         actors = []
         for ref in refs:
             try:
-                actors.append(ray.get(ref, timeout=0))
+                actors.append(None if ref is None else ray.get(ref, timeout=0))
             except (*REMOTE_FAILURES, RayTaskError):
                 actors.append(None)
         return RuntimeState(learner["learner"], learner["limiter"], actors)
@@ -218,16 +221,43 @@ class RayRuntime:
         current = len(topo.actors)
         if num_actors == current:
             return True
+        self._check_room(num_actors, num_actors - current)
         topo.actor_setup = dataclasses.replace(topo.actor_setup, num_actors=num_actors)
         for i in range(min(current, num_actors)):
             topo.actors[i].set_num_actors.remote(num_actors)  # runs after the slices already queued
         for i in range(current, num_actors):
             topo.incarnations[i] = topo.incarnations.get(i, -1) + 1
             topo.actors.append(make_actor(topo.actor_setup, self.config, i, topo.incarnations[i]))
+            self._placed.discard(i)
             self._queue_slices(i)
         self._retiring.update(range(num_actors, current))
         self._progress.messages.append(f"[supervisor] scaling from {current} to {num_actors} actors")
         return True
+
+    def _check_room(self, num_actors: int, added: int) -> None:
+        """`ScaleRefused` when the cluster's free CPUs cannot place `added` more actors now. Not checked on an
+        autoscaling cluster (`cluster.wait_for_resources_s` > 0), where nodes may join for them."""
+        cc = self.config.cluster
+        if added <= 0 or cc.wait_for_resources_s > 0:
+            return
+        needed = added * cc.actor_num_cpus
+        free, total = ray.available_resources().get("CPU", 0.0), ray.cluster_resources().get("CPU", 0.0)
+        if needed <= free + 1e-9:
+            return
+        if self.started_ray:
+            hint = (
+                f"this run's embedded Ray instance has the {total:g} CPUs it started with: stop the run and resume it "
+                f"with `--resume RUN_DIR --actors {num_actors}` (it starts with room for them), or start runs with "
+                "cluster.num_cpus set higher"
+            )
+        else:
+            hint = (
+                "add nodes, lower cluster.actor_num_cpus, or set cluster.wait_for_resources_s on an autoscaling cluster"
+            )
+        raise ScaleRefused(
+            f"{num_actors} actors need {needed:g} more CPU{'s' if needed != 1 else ''} ({added} x cluster.actor_num_cpus={cc.actor_num_cpus:g}) "
+            f"but the Ray cluster has {free:g} free (of {total:g}); {hint}"
+        )
 
     def _retire(self, key: int) -> None:
         """Flush a retiring actor once its queued slices are done; kill it once its flush answered."""
@@ -251,10 +281,13 @@ class RayRuntime:
         """Let the queued slices finish (no new ones), then flush every worker's pushes and priority updates."""
         self._stopping = True
         timeout = self.config.cluster.call_timeout_s
+        for index in range(len(self.topo.actors)):
+            if index not in self._placed:  # still waiting for a node: nothing of its own to flush
+                self._slices.pop(index, None)
         deadline = time.monotonic() + timeout
         while any(self._slices.values()) and time.monotonic() < deadline:
             self._pump(deadline - time.monotonic())
-        keys = [LEARNER, *range(len(self.topo.actors))]
+        keys = [LEARNER, *(i for i in range(len(self.topo.actors)) if i in self._placed)]
         refs = {self._worker(key).flush.remote(): key for key in keys}
         ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
         for ref in ready:
@@ -312,6 +345,8 @@ class RayRuntime:
                 self._failed(key, _describe(e))
             return
         self._answered[key] = time.monotonic()
+        if key != LEARNER:
+            self._placed.add(key)
         self._fold(key, stats)
         limit = self.config.learner.max_consecutive_skips
         if key == LEARNER and stats.get("consecutive_skips", 0) >= limit:
@@ -338,10 +373,12 @@ class RayRuntime:
                     self._restart_shard(int(key.split()[1]), problem)
                 else:
                     self.restart_actor(key, problem)
-        timeout = self.config.cluster.call_timeout_s
+        timeout, wait_s = self.config.cluster.call_timeout_s, self.config.cluster.wait_for_resources_s
         self._check_shards(now, timeout)
         for key, queue in list(self._slices.items()):
-            if not queue or key in self._retiring or now - self._answered.get(key, now) <= timeout:
+            # an actor that never answered may be waiting for a node (an autoscaling cluster adds one)
+            patience = timeout if key == LEARNER or key in self._placed else max(timeout, wait_s)
+            if not queue or key in self._retiring or now - self._answered.get(key, now) <= patience:
                 continue
             if ray.wait([queue[0]], timeout=0)[0]:  # it did answer; the driver was busy (a checkpoint) meanwhile
                 self._answered[key] = now
@@ -438,6 +475,7 @@ class RayRuntime:
         self.restarts["actor"] += 1
         self._progress.messages.append(f"[supervisor] actor {index}: starting incarnation {topo.incarnations[index]}")
         topo.actors[index] = make_actor(topo.actor_setup, self.config, index, topo.incarnations[index])
+        self._placed.discard(index)
         self._actors.pop(index, None)
         self._slices[index] = deque()
         self._queue_slices(index)

@@ -40,13 +40,17 @@ def wait_for(predicate, timeout=120.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_scale_up_and_down_while_training(runtime, tmp_path):
+def test_scale_up_and_down_while_training(runtime, tmp_path, capsys):
     config = load_config(None, [*BASE, f"run.run_dir={tmp_path}", "actor.num_actors=2", "run.max_updates=1000000"])
     supervisor = build_supervisor(config, tmp_path, runtime, quiet=True)
     seen = {}
 
     def operate():
         try:
+            if runtime == "ray":  # more actors than the Ray instance's 4 CPUs hold: refused, and nothing changes
+                wait_for(lambda: running_with_updates(tmp_path, 30), what="training")
+                assert main(["scale", str(tmp_path), "--actors", "40", "--wait", "60"]) == 2
+                seen["refused"] = control.read_status(tmp_path)
             for n in (4, 1):
                 before = wait_for(lambda: running_with_updates(tmp_path, 30), what="training")
                 assert main(["scale", str(tmp_path), "--actors", str(n), "--wait", "120"]) == 0
@@ -69,6 +73,10 @@ def test_scale_up_and_down_while_training(runtime, tmp_path):
     finally:
         supervisor.close()
     thread.join(timeout=10)
+    if runtime == "ray":
+        refused = seen.pop("refused")
+        assert refused["actors_target"] == 2 and "need 19 more CPUs" in refused["control_refused"]
+        assert "the run refused 40 actors" in capsys.readouterr().err
     assert set(seen) == {4, 1}, seen
     for n, status in seen.items():
         assert status["actors_alive"] == status["actors_target"] == n
