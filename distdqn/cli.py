@@ -40,7 +40,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", help="task name or module:Class (env.task)")
     p.add_argument("--difficulty", choices=["easy", "medium", "hard"], help="task preset (env.difficulty)")
     p.add_argument("--seed", type=int, help="master seed (run.seed)")
-    p.add_argument("--name", help="run name; run dir defaults to runs/<name> (run.name)")
+    p.add_argument("--name", help="run name (run.name; default <task>_<difficulty>); run dir defaults to runs/<name>")
     p.add_argument("--run-dir", help="run directory (run.run_dir)")
 
 
@@ -57,10 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--actors", type=int, help="number of actors (actor.num_actors)")
     t.add_argument("--envs-per-actor", type=int, help="environments per actor (env.envs_per_actor)")
     t.add_argument("--shards", type=int, help="replay shards (replay.num_shards)")
-    t.add_argument("--max-env-steps", type=int, help="budget in env steps (run.max_env_steps)")
-    t.add_argument("--max-updates", type=int, help="budget in learner updates (run.max_updates)")
-    t.add_argument("--max-seconds", type=float, help="budget in wall-clock seconds (run.max_seconds)")
-    t.add_argument("--target-success", type=float, help="stop when held-out success reaches this")
+    t.add_argument("--max-env-steps", type=int, help="budget in env steps, whole run (run.max_env_steps)")
+    t.add_argument("--max-updates", type=int, help="budget in learner updates, whole run (run.max_updates)")
+    t.add_argument(
+        "--max-seconds",
+        type=float,
+        help="budget in seconds of training on the run clock, which --resume carries over (run.max_seconds)",
+    )
+    t.add_argument("--target-success", type=float, help="stop when held-out success reaches this (run.target_success)")
     t.add_argument("--resume", metavar="DIR", help="continue a run from its run directory or a checkpoint path")
     t.add_argument("--json", metavar="PATH", help="write the run summary as JSON")
     t.add_argument("--quiet", action="store_true", help="no live progress line")
@@ -72,9 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         e = sub.add_parser(name, help=helptext)
         e.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory or a checkpoint directory")
-        e.add_argument("--episodes", type=int, default=500 if name == "eval" else 10)
-        e.add_argument("--split", choices=["train", "test"], default="test")
-        e.add_argument("--seed", type=int, default=0)
+        e.add_argument(
+            "--episodes", type=int, default=500 if name == "eval" else 10, help="episodes to play (default %(default)s)"
+        )
+        e.add_argument(
+            "--split", choices=["train", "test"], default="test", help="prompts to play (default %(default)s: held out)"
+        )
+        e.add_argument("--seed", type=int, default=0, help="seed of the episodes drawn (default %(default)s)")
         e.add_argument("--json", metavar="PATH", help="write the evaluation summary as JSON")
 
     st = sub.add_parser("status", help="state, progress and health of a run (live or finished), from its run directory")
@@ -84,7 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("scale", help="change the actor count of a running run")
     sc.add_argument("run", metavar="RUN_DIR", help="the run directory of the running run")
     sc.add_argument("--actors", type=int, required=True, help="the new number of actors")
-    sc.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the run to apply it (0: don't)")
+    sc.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the run to apply it (default %(default)s; 0: don't wait)",
+    )
 
     pl = sub.add_parser("plot", help="learning curves of one or more runs to a PNG (needs distdqn[plot])")
     pl.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or their metrics.jsonl), overlaid")
@@ -179,6 +192,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from distdqn.envs import task_shape
     from distdqn.run import prepare_run_dir, write_json
     from distdqn.trainer import train
 
@@ -193,7 +207,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config, _ = config_for_resume(Path(args.resume), cli_overrides(args))
     else:
         config = resolve_config(args)
-    directory = prepare_run_dir(config)
+    task_shape(config.env)  # the task and its options are checked before anything is written or started
+    directory = prepare_run_dir(config, resuming=args.resume is not None)
     summary = train(
         config,
         directory,
@@ -209,7 +224,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _summary_line(s: dict) -> str:
-    ttt = f"{s['time_to_target_s']:.1f}s" if s.get("time_to_target_s") is not None else "not reached"
+    if s.get("time_to_target_s") is not None:
+        ttt = f"{s['time_to_target_s']:.1f}s"
+    else:
+        ttt = "not reached" if s.get("target_success") else "no target"
     final = f"{s['final_success']:.3f}" if s.get("final_success") is not None else "n/a"
     startup = f" (+{s['startup_s']:.1f}s start-up)" if s.get("startup_s") is not None else ""
     return (

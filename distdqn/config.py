@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -171,7 +172,7 @@ Tracker = Literal["wandb", "mlflow"]  # experiment trackers that `run.trackers` 
 
 @dataclass
 class RunConfig:
-    name: str = "default"  # run name; the run directory defaults to runs/<name>
+    name: str = ""  # run name; the run directory defaults to runs/<name> ('' = <task>_<difficulty>)
     run_dir: str = ""  # explicit run directory (overrides runs/<name>)
     seed: NonNegativeInt = 0  # master seed: actors, envs, replay, learner derive theirs from it
     max_env_steps: NonNegativeInt = 0  # budget: stop after this many env steps (0 = no limit)
@@ -361,7 +362,13 @@ def validate(c: Config) -> None:
 
 
 def run_dir(c: Config) -> Path:
-    return Path(c.run.run_dir) if c.run.run_dir else Path("runs") / c.run.name
+    return Path(c.run.run_dir) if c.run.run_dir else Path("runs") / (c.run.name or task_run_name(c.env))
+
+
+def task_run_name(env: EnvConfig) -> str:
+    """The name of a run that has none: `<task>_<difficulty>` (a plug-in task `pkg.mod:MyTask`: `MyTask_<...>`)."""
+    task = re.sub(r"[^A-Za-z0-9_.-]+", "_", env.task.rsplit(":", 1)[-1]).strip("._") or "task"
+    return f"{task}_{env.difficulty}"
 
 
 def dump_yaml(c: Config) -> str:

@@ -50,6 +50,7 @@ class LocalRuntime:
             rc.capacity, shape.transition_dtypes(), alpha=rc.alpha, priority_eps=rc.priority_eps, seed=config.run.seed
         )
         self.limiter = RateLimiter.from_config(rc)
+        self._sampled_mark = 0  # the limiter's count at a restore (Progress.sampled counts from there)
         self.learner = Learner(
             config.network,
             config.learner,
@@ -102,6 +103,7 @@ class LocalRuntime:
             if actor_state is not None:
                 actor.load_state_dict(actor_state)
         self.limiter.load_state_dict(state.limiter)
+        self._sampled_mark = self.limiter.sampled
         report = restore_snapshots(self.replay, replay_snapshots)
         self.publish()
         return report.size, report.errors
@@ -202,7 +204,7 @@ class LocalRuntime:
         """Fill in the learner's totals, the actors' view and the metrics (read here, not at every update: on a
         GPU each read of a metric is a host sync)."""
         progress.updates = self.learner.updates
-        progress.sampled = self.limiter.sampled
+        progress.sampled = self.limiter.sampled - self._sampled_mark
         progress.version = self.learner.version
         progress.actors = {i: ActorView(a.epsilon, a.weights_version) for i, a in enumerate(self.actors)}
         progress.shard_sizes = [len(self.replay)]

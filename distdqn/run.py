@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distdqn.config import Config, dump_yaml, run_dir
+from distdqn.config import Config, RunConfig, dump_yaml, run_dir
 from distdqn.metrics import ConsoleProgress, MultiSink, format_si, open_run_sinks
 
 
@@ -33,6 +33,19 @@ class Counters:
     env_steps_to_target: int | None = None  # env_steps at that moment
     best_success: float = 0.0  # best held-out success seen
     last_success: float | None = None  # latest held-out success
+
+
+def stop_reason(run: RunConfig, c: Counters, wall_s: float) -> str | None:
+    """Why a run at these counters and run clock should stop, or None. Budgets of 0 are unlimited."""
+    if run.max_env_steps and c.env_steps >= run.max_env_steps:
+        return f"env-step budget reached ({c.env_steps} >= {run.max_env_steps})"
+    if run.max_updates and c.updates >= run.max_updates:
+        return f"update budget reached ({c.updates} >= {run.max_updates})"
+    if run.max_seconds and wall_s >= run.max_seconds:
+        return f"time budget reached ({wall_s:.0f} s >= {run.max_seconds:.0f} s)"
+    if run.target_success and c.time_to_target_s is not None:
+        return f"target reached (held-out success {c.last_success:.3f} >= {run.target_success})"
+    return None
 
 
 class RunTracker:
@@ -82,16 +95,7 @@ class RunTracker:
 
     def stop_reason(self) -> str | None:
         """Why the run should stop now, or None. Budgets of 0 are unlimited."""
-        run, c = self.config.run, self.counters
-        if run.max_env_steps and c.env_steps >= run.max_env_steps:
-            return f"env-step budget reached ({c.env_steps} >= {run.max_env_steps})"
-        if run.max_updates and c.updates >= run.max_updates:
-            return f"update budget reached ({c.updates} >= {run.max_updates})"
-        if run.max_seconds and self.wall_s() >= run.max_seconds:
-            return f"time budget reached ({self.wall_s():.0f} s >= {run.max_seconds:.0f} s)"
-        if run.target_success and c.time_to_target_s is not None:
-            return f"target reached (held-out success {c.last_success:.3f} >= {run.target_success})"
-        return None
+        return stop_reason(self.config.run, self.counters, self.wall_s())
 
     def checkpoint_due(self) -> bool:
         """Periodic checkpoints by time (`checkpoint.interval_s`) and/or updates (`checkpoint.interval_updates`)."""
@@ -252,12 +256,36 @@ class RunTracker:
             self.progress.close()
 
 
-def prepare_run_dir(config: Config) -> Path:
-    """Create the run directory and save the resolved config there."""
+def prepare_run_dir(config: Config, resuming: bool = False, say: Callable[[str], None] = print) -> Path:
+    """Create the run directory and save the resolved config there. A new run never writes into a directory that
+    holds another run (`holds_run`): under the default `runs/<name>` it takes the next free `runs/<name>-2`, `-3`,
+    ... (saying so, and naming the run after it); an explicit `run.run_dir` holding one is an error pointing at
+    `--resume`. A run without a name is named after its directory."""
     directory = run_dir(config)
+    if not resuming and holds_run(directory):
+        if config.run.run_dir:
+            raise ValueError(
+                f"{directory} already holds a run: continue it with `--resume {directory}`, or give a new --run-dir"
+            )
+        base, k = directory, 2
+        while holds_run(directory := base.with_name(f"{base.name}-{k}")):
+            k += 1
+        say(f"[run] {base} holds an earlier run (`--resume {base}` continues it); this run goes to {directory}")
+        config.run.name = directory.name  # so that run_dir(config) is this directory for every part of the run
+    config.run.name = config.run.name or directory.name
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.yaml").write_text(dump_yaml(config))
     return directory
+
+
+def holds_run(directory: Path) -> bool:
+    """Whether `directory` holds a run that started: metrics, a status or a checkpoint (a config alone does not)."""
+    checkpoints = directory / "checkpoints"
+    return (
+        (directory / "metrics.jsonl").exists()
+        or (directory / "status.json").exists()
+        or (checkpoints.is_dir() and any(checkpoints.iterdir()))
+    )
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:

@@ -59,7 +59,7 @@ class Progress:
     lost: int = 0  # ... whose push failed, found no live shard, or was in flight when its actor died
     episodes: list[EpisodeRecord] = dataclasses.field(default_factory=list)
     updates: int | None = None  # learner totals
-    sampled: int | None = None
+    sampled: int | None = None  # by the current learner since it started or was restored (restarts from 0)
     version: int | None = None
     actors: dict[int, ActorView] = dataclasses.field(default_factory=dict)  # by actor index, latest known
     shard_sizes: list[int] = dataclasses.field(default_factory=list)  # transitions per replay shard, latest known

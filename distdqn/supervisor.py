@@ -81,6 +81,8 @@ class Supervisor:
         request = control.read_request(directory)  # a request left from an earlier session is not replayed
         self._applied_request = request["id"] if request else None
         self._refusal: str | None = None  # why the runtime refused the applied request, if it did
+        self._sampled_before = self.tracker.counters.sampled  # the run's count before the learner's current one
+        self._sampled_here = 0  # the current learner's count (Progress.sampled)
         self._evaluator = Evaluator(config.network, config.env)  # one network for every evaluation of the run
 
     # ---- the run ----------------------------------------------------------------------------------------------
@@ -171,7 +173,12 @@ class Supervisor:
         c.lost += p.lost
         c.episodes += sum(e.count for e in p.episodes)
         if p.updates is not None:
-            c.updates, c.sampled, c.version = p.updates, p.sampled or 0, p.version or 0
+            c.updates, c.version = p.updates, p.version or 0
+        if p.sampled is not None:  # the learner's own count restarts when it is restored or restarted
+            if p.sampled < self._sampled_here:
+                self._sampled_before += self._sampled_here
+            self._sampled_here = p.sampled
+            c.sampled = self._sampled_before + p.sampled
         self._episodes.extend(e for e in p.episodes if e.count)
         while self._episodes and sum(e.count for e in self._episodes) - self._episodes[0].count >= (
             TRAIN_WINDOW_EPISODES

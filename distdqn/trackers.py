@@ -73,7 +73,7 @@ class WandbSink:
         run_id = _saved_ids(directory).get("wandb")
         self._run = wandb.init(
             project=config.run.tracker_project,
-            name=config.run.name,
+            name=config.run.name or directory.name,
             dir=str(directory),
             id=run_id,
             resume="allow" if run_id else None,
@@ -116,7 +116,7 @@ class MlflowSink:
             name = config.run.tracker_project
             found = self._client.get_experiment_by_name(name)
             experiment = found.experiment_id if found else self._client.create_experiment(name)
-            self.run_id = self._client.create_run(experiment, run_name=config.run.name).info.run_id
+            self.run_id = self._client.create_run(experiment, run_name=config.run.name or directory.name).info.run_id
             flat = flatten(config.to_dict())
             params = [Param(k, json.dumps(v) if isinstance(v, (dict, list)) else str(v)) for k, v in flat.items()]
             for first in range(0, len(params), PARAMS_PER_BATCH):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from distdqn.config import Config
-from distdqn.run import Counters
+from distdqn.run import Counters, stop_reason
 from distdqn.runtime import Runtime
 from distdqn.supervisor import Supervisor
 
@@ -59,6 +59,12 @@ def train(
         from distdqn.checkpoint import load_counters
 
         counters = load_counters(resume)
+        if (met := stop_reason(config.run, counters, counters.wall_s)) is not None:
+            raise ValueError(
+                f"{resume}: nothing to resume, the run has already met its stop condition ({met}); budgets and the "
+                "target count the whole run: raise them to train on (--max-seconds, --max-env-steps, --max-updates, "
+                "--target-success, 0 for none)"
+            )
     supervisor = build_supervisor(config, directory, runtime, counters=counters, quiet=quiet)
     try:
         if resume is not None:

@@ -53,6 +53,7 @@ class LearnerWorker:
         self.config = setup.learner
         self.replay_config = setup.replay
         self.limiter = RateLimiter.from_config(setup.replay)
+        self._sampled_mark = 0  # the limiter's count when this learner began sampling (it restarts on a restore)
         self.client = ShardedReplayClient(
             setup.shards, rate_limiter=self.limiter, seed=seed, call_timeout_s=setup.call_timeout_s
         )
@@ -149,7 +150,8 @@ class LearnerWorker:
     def _counters(self) -> dict[str, Any]:
         return {
             "updates": self.learner.updates,
-            "sampled": self.limiter.sampled,
+            "sampled": self.limiter.sampled,  # for the rate limit: counts against the replay as restored
+            "sampled_here": self.limiter.sampled - self._sampled_mark,  # sampled by this learner, for the run count
             "version": self.learner.version,
             "target_syncs": self.learner.target_version,
             "replay_size": int(self.client.sizes.sum()),  # actors insert freely below replay.min_size_to_sample
@@ -174,7 +176,7 @@ class LearnerWorker:
         self.limiter.load_state_dict(state["limiter"])
         self.client.refresh()
         self.limiter.inserted = int(self.client.inserted.sum())
-        self.limiter.sampled = int(self.limiter.expected_samples())
+        self.limiter.sampled = self._sampled_mark = int(self.limiter.expected_samples())
 
     def replace_shard(self, k: int, handle: Any) -> None:
         """Sample from `handle` as shard `k` from now on (the runtime restarted it)."""

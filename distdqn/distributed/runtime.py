@@ -539,7 +539,7 @@ class RayRuntime:
         p, self._progress = self._progress, Progress()
         ls = self._learner_stats
         if ls:
-            p.updates, p.sampled, p.version = ls["updates"], ls["sampled"], ls["version"]
+            p.updates, p.sampled, p.version = ls["updates"], ls["sampled_here"], ls["version"]
         p.actors = {i: ActorView(s["epsilon"], s["version"], s.get("node")) for i, s in self._actors.items()}
         p.shard_sizes = list(ls.get("replay", {}).get("sizes", [])) if ls else []
         p.metrics = self._metrics()

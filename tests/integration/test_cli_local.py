@@ -60,6 +60,15 @@ def test_train_eval_generate_resume(tmp_path):
     generated = distdqn("generate", str(run), "--episodes", "4")
     assert generated.stdout.count("copy ") >= 4  # prompts printed with their generations
 
+    # budgets count the whole run: resuming with the budget already spent says so instead of stopping at once
+    spent = distdqn("train", "--local", "--resume", str(run), "--max-updates", "150", check=False)
+    assert spent.returncode == 2 and "nothing to resume" in spent.stderr and "update budget reached" in spent.stderr
+    # a new run into a directory that holds one is refused, and the run's files stay as they were
+    config = (run / "config.yaml").read_text()
+    again = distdqn("train", "--local", "--run-dir", str(run), "--max-updates", "10", *COPY, check=False)
+    assert again.returncode == 2 and f"continue it with `--resume {run}`" in again.stderr
+    assert (run / "config.yaml").read_text() == config
+
     # resume with more actors and a larger update budget: counters continue
     distdqn(
         "train",

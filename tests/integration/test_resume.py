@@ -91,6 +91,11 @@ def test_resume_with_other_actor_and_shard_counts_keeps_learning(ray_cluster, tm
             supervisor.close()
     assert summary["updates"] >= 300
     assert summary["final_success"] >= 0.9  # resumed twice, still reaches its target
+    # the run's sampled count continues across the resumes (the rate limiter's own restarts with the replay): a
+    # batch per update, plus what each session's prefetch drew ahead and did not train on
+    counters, batch = ck.load_counters(run), config.learner.batch_size
+    ahead = config.learner.prefetch * config.learner.batches_per_request * batch
+    assert counters.updates * batch <= counters.sampled <= counters.updates * batch + len(budgets) * ahead
 
 
 def test_killed_training_process_resumes_from_its_last_checkpoint(tmp_path):
