@@ -43,7 +43,6 @@ from distdqn.runtime import (
 
 ADVANCE_S = 0.25  # seconds per `runtime.advance`: how often the supervisor looks at its clocks
 EVAL_SEED_OFFSET = 12_345  # held-out evaluation plays the same episodes every time: seed run.seed + this
-EXAMPLES_SEED_OFFSET = 999  # the generations shown at the end of a run
 TRAIN_WINDOW_EPISODES = 1_000  # training success and return are averaged over about this many recent episodes
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -84,11 +83,14 @@ class Supervisor:
         self._sampled_before = self.tracker.counters.sampled  # the run's count before the learner's current one
         self._sampled_here = 0  # the current learner's count (Progress.sampled)
         self._evaluator = Evaluator(config.network, config.env)  # one network for every evaluation of the run
+        self._examples_wanted = 5  # generations each evaluation keeps (the end of the run prints the last ones)
+        self._last_eval: tuple[int, Any] | None = None  # (updates, EvalResult) of the latest evaluation
 
     # ---- the run ----------------------------------------------------------------------------------------------
     def run(self, examples: int = 0) -> dict[str, Any]:
         """Train until a budget, the target, a signal or a failure stops the run; then stop the runtime, evaluate,
         write the final checkpoint, print `examples` held-out generations; the summary."""
+        self._examples_wanted = max(self._examples_wanted, examples)
         with self._stop_signals():
             self.publish_status("starting")
             self.runtime.start()
@@ -267,9 +269,7 @@ class Supervisor:
             "train.return": sum(e.return_sum for e in window) / count if count else None,
             "actor.epsilon_min": min((a.epsilon for a in self._actors.values()), default=None),
             "actor.count": len(self._actors),
-            "version_lag": (
-                self.tracker.counters.version - min(a.version for a in self._actors.values()) if self._actors else None
-            ),
+            "version_lag": self._version_lag(),
         }
         by_eps: dict[str, list[float]] = {}
         for e in window:
@@ -290,19 +290,30 @@ class Supervisor:
             return None
         cfg = self.config
         result = self._evaluator.evaluate(
-            weights, episodes=cfg.run.eval_episodes, seed=cfg.run.seed + EVAL_SEED_OFFSET, examples=examples
+            weights,
+            episodes=cfg.run.eval_episodes,
+            seed=cfg.run.seed + EVAL_SEED_OFFSET,
+            examples=max(examples, self._examples_wanted),
         )
-        self.tracker.record_eval(result.success, result.mean_return, result.examples)
+        self.tracker.record_eval(result.success, result.mean_return, result.examples[:examples])
+        self._last_eval = (self.tracker.counters.updates, result)
         return result.success
 
+    def _version_lag(self) -> int | None:
+        """How many weight versions the most stale actor is behind the newest known (an actor may already hold a
+        version newer than the learner's last report)."""
+        if not self._actors:
+            return None
+        versions = [a.version for a in self._actors.values()]
+        return max(self.tracker.counters.version, *versions) - min(versions)
+
     def show_examples(self, n: int) -> None:
-        weights = self.runtime.latest_weights()
-        if weights is None:
+        """`n` generations of the evaluation the run's final success comes from: the same weights and episodes."""
+        if self._last_eval is None:
             return
-        seed = self.config.run.seed + EXAMPLES_SEED_OFFSET
-        result = self._evaluator.evaluate(weights, episodes=n, seed=seed, examples=n)
-        print("held-out generations (greedy):")
-        for prompt, text, ok in result.examples:
+        updates, result = self._last_eval
+        print(f"held-out generations (greedy; the evaluation at {updates:,} updates, success {result.success:.3f}):")
+        for prompt, text, ok in result.examples[:n]:
             print(f"  {'+' if ok >= 1 else '-'} {prompt} -> {text}")
 
     # ---- checkpoints ------------------------------------------------------------------------------------------

@@ -31,6 +31,13 @@ from distdqn.envs.base import EOS, PAD, TextEnv, Vocab, resolve_options
 from distdqn.envs.registry import register
 from distdqn.envs.splits import in_split
 
+# one line per task for `distdqn tasks` (the module docstring's first line names all three)
+SUMMARIES = {
+    "copy": 'Task "copy": write the prompt\'s digit list back (`3 1 2` -> `3 1 2`); one sparse reward at the end.',
+    "reverse": 'Task "reverse": write the prompt\'s digit list reversed (`3 1 2` -> `2 1 3`); one sparse reward at the end.',
+    "sort": 'Task "sort": write the prompt\'s digit list sorted (`3 1 2` -> `1 2 3`); one sparse reward at the end.',
+}
+
 SEP = "<sep>"
 _DIGITS = [str(d) for d in range(10)]
 _MAX_LENGTH = 8

@@ -30,7 +30,7 @@ def distdqn(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def test_train_eval_generate_resume(tmp_path):
     run = tmp_path / "run"
-    distdqn(
+    trained = distdqn(
         "train",
         "--local",
         "--quiet",
@@ -49,6 +49,10 @@ def test_train_eval_generate_resume(tmp_path):
     summary = json.loads((tmp_path / "train.json").read_text())
     assert summary["updates"] >= 150 and summary["env_steps"] > 0 and summary["wall_s"] > 0
     assert summary["final_success"] is not None
+    # the generations shown are from the evaluation the final success comes from
+    header = f"held-out generations (greedy; the evaluation at {summary['updates']:,} updates, success "
+    assert header + f"{summary['final_success']:.3f})" in trained.stdout, trained.stdout
+    assert len([line for line in trained.stdout.splitlines() if " -> " in line]) == 2
     assert (run / "config.yaml").is_file() and (run / "metrics.jsonl").is_file()
     assert any((run / "tb").iterdir())  # TensorBoard event file
     assert (run / "checkpoints" / "latest").is_file()
