@@ -73,7 +73,12 @@ def _set_trainable(model: nn.Module, config: NetworkConfig) -> None:
 
         # get_peft_model injects the adapters into `model` in place (and leaves only them trainable); we keep the
         # plain model object, so the forward path and the parameter names stay the model's own.
-        get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0))
+        from transformers.pytorch_utils import Conv1D
+
+        # GPT-2-style models store their projections transposed (Conv1D): the adapters must know (peft would warn)
+        transposed = any(isinstance(m, Conv1D) for m in model.modules())
+        lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0, fan_in_fan_out=transposed)
+        get_peft_model(model, lora)
     elif config.finetune == "top_blocks":
         base = model.base_model
         blocks = _blocks(base)
