@@ -316,6 +316,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from distdqn.extras import require
 
     require("ray.tune", "tune", "distdqn sweep")
+    from distdqn.config import task_run_name
     from distdqn.distributed.sweep import SweepSpec, format_table, parse_grid, read_sweep_file, run_sweep
     from distdqn.run import write_json
 
@@ -329,7 +330,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ValueError("nothing to sweep: give --grid KEY=V1,V2 or a --sweep file with a grid")
     config = resolve_config(args)
     samples = args.samples or data.get("samples", 1)
-    sweep_dir = Path(args.sweep_dir or Path("sweeps") / config.run.name)
+    sweep_dir = Path(args.sweep_dir or Path("sweeps") / (config.run.name or task_run_name(config.env)))
     spec = SweepSpec(config.to_dict(), grid, samples)
     rows = run_sweep(spec, sweep_dir, trial_cpus=args.trial_cpus, max_concurrent=args.max_concurrent, quiet=args.quiet)
     print(format_table(rows))
