@@ -51,14 +51,24 @@ def new_causal_lm(vocab_size: int, layers: int = 2, dim: int = 64, heads: int = 
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return GPT2LMHeadModel(config)
+        model = GPT2LMHeadModel(config)
+    model.loss_type = "ForCausalLM"  # transformers finds no loss by this class's name and warns on every run
+    return model
 
 
 def save_model(model, tokenizer, directory: str | Path) -> Path:
     """Write model (safetensors) and tokenizer into one Hugging Face directory."""
+    from transformers.utils import logging as hf_logging
+
     directory = Path(directory)
-    model.save_pretrained(str(directory))
-    tokenizer.save_pretrained(str(directory))
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a one-file write needs no progress bar
+    try:
+        model.save_pretrained(str(directory))
+        tokenizer.save_pretrained(str(directory))
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     return directory
 
 
