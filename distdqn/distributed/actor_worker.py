@@ -58,9 +58,20 @@ class _Push:
     items: int  # transitions in the message
 
 
+def own_shards(index: int, num_actors: int, num_shards: int) -> list[int]:
+    """The shards actor `index` of `num_actors` pushes to, in turn: its index mod K when there are at least as many
+    actors as shards; otherwise every shard k with k mod N == index, so that no shard is left without data."""
+    if num_actors >= num_shards or index >= num_actors:
+        return [index % num_shards]
+    return list(range(index, num_shards, num_actors))
+
+
 class ActorWorker:
     """Hosts one Actor. `run(seconds)` collects and pushes for one slice and returns `stats()` (counters, and timings
     since the last stats); `flush()` waits for the pushes in flight at the end of a run.
+
+    Routing: the pushes go to this actor's own shards in turn (`own_shards`: one shard when there are at least as
+    many actors as shards, several otherwise), each shard's messages numbered by their own seq.
 
     `incarnation` distinguishes restarts of the same actor index: shards de-duplicate by (actor, incarnation, seq)
     and count sequence gaps per incarnation. A resumed actor (`load_state_dict`) continues with the saved
@@ -92,7 +103,8 @@ class ActorWorker:
         self.call_timeout_s = setup.call_timeout_s
         self.limiter = RateLimiter.from_config(setup.replay)
         self._in_flight: deque = deque()
-        self.seq = 0
+        self.seq = 0  # pushes made by this incarnation
+        self.shard_seqs = [0] * len(self.shards)  # the next seq of this incarnation's stream to each shard
         self._learner_counters: dict[str, Any] = {}
         self._counters_time = 0.0
         self._sample_rate = 0.0  # learner samples/s, estimated from successive counter reads
@@ -137,17 +149,20 @@ class ActorWorker:
             out = self.actor.collect(self.config.push_interval_steps)
             t2 = time.perf_counter()
             n = len(out.priorities)
+            shard = self._route() if n else None
             data = (
                 wire.encode_transitions(
-                    out.transitions, out.priorities, actor=self.index, incarnation=self.incarnation, seq=self.seq
+                    out.transitions, out.priorities, self.index, self.incarnation, seq=self.shard_seqs[shard]
                 )
-                if n
+                if shard is not None
                 else None
             )
             t3 = time.perf_counter()
             if data is not None:
-                self._push(data, n)
-                self.seq += 1
+                self._push(shard, data, n)
+            elif n:  # no live shard
+                self._totals["push_failures"] += 1
+                self._totals["lost"] += n
             t4 = time.perf_counter()
             self._drain(self.config.max_pushes_in_flight - 1)
             t5 = time.perf_counter()
@@ -178,22 +193,22 @@ class ActorWorker:
         self._drain(0)
         return self.stats()
 
-    def _push(self, data: bytes, items: int) -> None:
-        shard = self._route()
-        if shard is None:
-            self._totals["push_failures"] += 1
-            self._totals["lost"] += items
-            return
+    def _push(self, shard: int, data: bytes, items: int) -> None:
         handle = self.shards[shard]
         self._in_flight.append(_Push(shard, handle, handle.add.remote(data), items))
         self._totals["pushes"] += 1
+        self.shard_seqs[shard] += 1
+        self.seq += 1
 
     def _route(self) -> int | None:
-        """This actor's shard (index mod K), or the next live one when that shard is down."""
+        """The shard of this push: this actor's own shards in turn (`own_shards`), or when one is down the next live
+        shard after it; None when none is live."""
         self._probe_down_shards()
+        own = own_shards(self.index, self.num_actors, len(self.shards))
+        first = own[self.seq % len(own)]
         k = len(self.shards)
         for offset in range(k):
-            shard = (self.index + offset) % k
+            shard = (first + offset) % k
             if self.alive[shard]:
                 return shard
         return None

@@ -3,6 +3,7 @@ messages (every one rejected, exact counts, still serving), made-up senders (a b
 under the learner's client and an actor's pushes (no crash, re-routing, every transition accounted for, replaced
 shards used again), and a resume that keeps every transition (no duplicates, replay growth equal to the inserts)."""
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -224,6 +225,23 @@ def test_an_actor_reroutes_while_its_shard_is_down_and_every_transition_is_accou
     after = shard_sizes([fresh, shards[1]])
     assert after[0] > before[0] == 0 and after[1] == before[1]
     for handle in [fresh, shards[1], store]:
+        ray.kill(handle)
+
+
+def test_with_fewer_actors_than_shards_an_actor_feeds_every_shard_of_its_own(ray_local):
+    shards = [copy_shard(k, num_shards=3) for k in range(3)]
+    store = ray.remote(ParameterStore).options(num_cpus=0).remote()
+    ray.get([h.ping.remote() for h in [*shards, store]], timeout=120)
+    setup = dataclasses.replace(copy_setup(shards, store), num_actors=2)  # actor 0 owns shards 0 and 2, actor 1 shard 1
+    worker = ActorWorker(setup, index=0, incarnation=0, seed=0)
+    worker.run(0.5)
+    stats = worker.flush()
+    assert_accounted(stats)
+    sizes = shard_sizes(shards)
+    assert sizes[0] > 0 and sizes[2] > 0 and sizes[1] == 0 and sum(sizes) == stats["inserted"] == stats["transitions"]
+    for shard_stats in ray.get([h.stats.remote() for h in (shards[0], shards[2])], timeout=60):
+        assert shard_stats["gaps"] == shard_stats["duplicates"] == 0  # each shard's stream is numbered on its own
+    for handle in [*shards, store]:
         ray.kill(handle)
 
 

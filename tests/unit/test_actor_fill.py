@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from distdqn.distributed import actor_worker
-from distdqn.distributed.actor_worker import ActorWorker
+from distdqn.distributed.actor_worker import ActorWorker, own_shards
 from distdqn.replay.rate_limiter import RateLimiter
 
 
@@ -53,3 +53,13 @@ def test_the_share_is_of_what_the_report_says_is_missing(clock):
     assert not w._may_fill(reported=200)  # 14 * 4 = 56: the shortfall, spread over 4 actors
     w._fill_mark = (14, clock.t)  # a newer report moved the size: the count starts again from here
     assert w._may_fill(reported=250)
+
+
+@pytest.mark.parametrize(("actors", "shards"), [(1, 1), (2, 4), (3, 4), (4, 4), (8, 3), (1, 5)])
+def test_every_shard_is_fed_and_each_actor_has_a_shard(actors, shards):
+    owned = [own_shards(i, actors, shards) for i in range(actors)]
+    assert all(owned) and {k for own in owned for k in own} == set(range(shards))
+    if actors >= shards:
+        assert owned == [[i % shards] for i in range(actors)]  # index mod K, as before
+    else:
+        assert sum(len(own) for own in owned) == shards  # each shard has one actor
