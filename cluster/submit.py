@@ -6,8 +6,8 @@
 The job runs the code of this checkout (uploaded as the job's `working_dir`, without .venv, runs/ and .git) with
 the cluster's own Python and the dependencies installed there (image or venv on every node): nothing is installed
 at run time. Every `distdqn train` flag passes through unchanged, `--resume` included; the run directory must be
-given (`--run-dir` or `--resume`) and absolute, on storage every node can write (the job's working directory is a
-temporary copy on the head). The token: like every Ray client, RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
+given (`--run-dir` or `--resume`) and absolute, where the driver (on the head) can write and the run outlives the
+cluster (the job's working directory is a temporary copy on the head). The token: like every Ray client, RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or
 ~/.ray/auth_token (copy it from the head node: `ray get-auth-token`).
 
 The entry point is passed to Ray's job API verbatim (the `ray job submit` CLI re-joins its arguments with Windows
@@ -55,7 +55,7 @@ def check_run_location(train_args: list[str]) -> None:
     where = run_location(train_args)
     if not where:
         raise SystemExit(
-            "submit: give the run directory: --run-dir DIR (or --resume DIR), on storage every node can write"
+            "submit: give the run directory: --run-dir DIR (or --resume DIR), absolute, on storage the head can write"
         )
     if not (where.startswith("/") or "://" in where):
         raise SystemExit(
@@ -106,18 +106,38 @@ def follow(client, job_id: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args, train_args = parse(sys.argv[1:] if argv is None else argv)
     check_run_location(train_args)
-    from ray.job_submission import JobSubmissionClient
-
-    client = JobSubmissionClient(job_server_url(args.address))
-    job_id = client.submit_job(
-        entrypoint=entrypoint(args.python, train_args),
-        submission_id=args.submission_id,
-        runtime_env={
-            "working_dir": str(REPO),
-            "excludes": EXCLUDES,
-            "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)},
-        },
-    )
+    try:
+        from ray.job_submission import JobSubmissionClient
+    except ImportError:
+        raise SystemExit(
+            f"submit: this Python ({sys.executable}) has no ray: run it with one that has `ray[default]` "
+            "(PYTHON=/path/to/python bash cluster/submit.sh ..., or `bash scripts/setup.sh` for this checkout's .venv)"
+        ) from None
+    url = job_server_url(args.address)
+    try:
+        client = JobSubmissionClient(url)
+        job_id = client.submit_job(
+            entrypoint=entrypoint(args.python, train_args),
+            submission_id=args.submission_id,
+            runtime_env={
+                "working_dir": str(REPO),
+                "excludes": EXCLUDES,
+                "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)},
+            },
+        )
+    except ConnectionError as e:
+        raise SystemExit(
+            f"submit: cannot reach the job server at {url} ({str(e).strip().splitlines()[0]}); it is the head's "
+            f"dashboard port ({DASHBOARD_PORT} unless `ray start --dashboard-port` changed it: give HOST:PORT), "
+            "and the head must run the dashboard (`ray start --head --include-dashboard=true`)"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - Ray's AuthenticationError and others: one line, not a traceback
+        if type(e).__name__ != "AuthenticationError":
+            raise
+        raise SystemExit(
+            f"submit: the job server at {url} wants the cluster's token: run `ray get-auth-token` on the head and "
+            "set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) here"
+        ) from None
     print(f"submitted job {job_id} to {job_server_url(args.address)}", flush=True)
     if args.no_wait:
         print(f"follow it with: ray job logs --address {job_server_url(args.address)} --follow {job_id}")

@@ -118,7 +118,7 @@ def format_status(s: dict[str, Any]) -> str:
         f"actors     {s.get('actors_alive')} alive (target {s.get('actors_target')}), weights lag {num('version_lag')}",
         "restarts   " + ", ".join(f"{kind} {n}" for kind, n in (s.get("restarts") or {}).items()),
     ]
-    if s.get("control_refused"):
+    if s.get("control_refused") and s.get("live"):
         lines.append(f"           last scale request refused: {s['control_refused']}")
     nodes = s.get("actors_by_node") or {}
     if nodes:

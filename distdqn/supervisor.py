@@ -240,7 +240,7 @@ class Supervisor:
             "target_success": self.config.run.target_success or None,
             "time_to_target_s": c.time_to_target_s,
             "train_success": r.get("train.success"),
-            "actors_alive": len(self._actors),
+            "actors_alive": 0 if state in ("finished", "failed") else len(self._actors),  # the run ended: none
             "actors_target": self.actors_target,
             "actor_restarts": r.get("actor.restarts", 0),
             "restarts": {kind: r.get(f"{kind}.restarts", 0) for kind in ("actor", "shard", "learner")},

@@ -86,6 +86,7 @@ def test_scale_up_and_down_while_training(runtime, tmp_path, capsys):
     assert ck.saved_config(ck.find_checkpoint(tmp_path)).actor.num_actors == 1  # a resume keeps the new count
     final = control.read_status(tmp_path)
     assert final["state"] == "finished" and not final["live"] and final["updates"] == summary["updates"]
+    assert final["actors_alive"] == 0 and final["actors_target"] == 1  # the run is over: no actor lives
 
 
 def test_status_of_a_finished_run_and_errors(tmp_path, capsys):

@@ -178,3 +178,19 @@ def test_entrypoint_names_a_python_without_the_dependencies():
         ["sh", "-c", submit.entrypoint("/bin/false", ["--run-dir", "/r"])], capture_output=True, text=True
     )
     assert out.returncode == 2 and "--python" in out.stderr
+
+
+def test_submit_says_in_one_line_that_the_job_server_is_unreachable():
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = subprocess.run(
+        [sys.executable, str(REPO / "cluster" / "submit.py"), f"127.0.0.1:{port}", "--", "--run-dir", "/tmp/x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"submit: cannot reach the job server at http://127.0.0.1:{port}" in out.stderr and "HOST:PORT" in out.stderr
