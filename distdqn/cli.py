@@ -355,7 +355,7 @@ def cmd_tasks(name: str | None) -> int:
     for name, module in BUILTIN_TASKS.items():
         task_module = importlib.import_module(module)
         doc = (task_module.__doc__ or "").strip().splitlines()
-        doc = [getattr(task_module, "SUMMARIES", {}).get(name, doc[0] if doc else "")]
+        summary = getattr(task_module, "SUMMARIES", {}).get(name) or (doc[0] if doc else "")
         if name in TOKENIZER_TASKS:
             sizes = "over text: runs in a tokenizer's id space (env.tokenizer, or network.pretrained with trunk hf)"
         else:
@@ -364,7 +364,7 @@ def cmd_tasks(name: str | None) -> int:
                 for level in DIFFICULTIES
                 for e in [make_env(name, num_envs=1, difficulty=level)]
             )
-        print(f"{name:14s} {doc[0]}\n{'':14s} {sizes}")
+        print(f"{name:14s} {summary}\n{'':14s} {sizes}")
     print("\none task's rules, options (env.options.KEY) and presets: distdqn tasks NAME")
     return 0
 
