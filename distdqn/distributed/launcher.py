@@ -5,6 +5,7 @@ This module and its siblings in `distdqn/distributed/` are the only code that im
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -65,6 +66,9 @@ def init_ray(cluster: ClusterConfig, runtime_env: dict | None = None, cpus_neede
         return False
     address = cluster.address or os.environ.get("RAY_ADDRESS", "")
     if not address:
+        # Ray turns token authentication on for a new local instance (Ray 2.59+) and warns on every start that it
+        # did; it stays on, the warning is Ray's news, not the run's
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         num_cpus = cluster.num_cpus or max(os.cpu_count() or 1, math.ceil(cpus_needed))
         ray.init(
             address="local",
